@@ -1,0 +1,26 @@
+"""The NumPy reference backend: vectorised, the executable definition of every semantic."""
+
+from spikeforge.numerics import Fixed
+
+from .simulation import NumpySimulation
+
+
+class NumpyBackend:
+    name = "numpy"
+
+    @staticmethod
+    def availability() -> tuple[bool, str]:
+        return True, ""
+
+    @staticmethod
+    def build(network, record_spikes=None, record_vars=(), **options) -> NumpySimulation:
+        if options:
+            raise TypeError(f"numpy backend: unknown build option(s) {sorted(options)}")
+        if isinstance(network.precision, Fixed):
+            raise NotImplementedError(
+                "numpy backend: fixed-point precision is not implemented yet "
+                "(missing: fixed-point evaluation of model code; see README 'Status')")
+        return NumpySimulation(network, record_spikes, record_vars)
+
+
+__all__ = ["NumpyBackend", "NumpySimulation"]

@@ -1,0 +1,315 @@
+"""Connectivity kinds and their (host-side, NumPy) generation.
+
+Synapses are kept in CSR order: rows are presynaptic neurons, a synapse is
+identified by (row, position in row), which is also its Philox element index,
+so stored and procedural (regenerated per spiking row) connectivity produce
+the same synapses in the same order. Random kinds draw integers only
+(Bernoulli as word < p 2^32, targets as (word n) >> 32), so every backend can
+regenerate them exactly. Stream: ``"<projection>.connectivity"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .philox import Philox, bernoulli, uniform_int
+
+ROW_CHUNK_WORDS = 1 << 22  # bound on words generated at once
+
+
+@dataclass(frozen=True)
+class Synapses:
+    """Materialised connectivity: ``row_ptr`` (n_pre+1), ``post`` target per
+    synapse, ``var_index`` (index into per-synapse var storage; the synapse index
+    except for shared kernels) and ``n_var`` (length of var storage)."""
+
+    row_ptr: np.ndarray
+    post: np.ndarray
+    var_index: np.ndarray
+    n_var: int
+
+    @property
+    def pre(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.row_ptr) - 1), np.diff(self.row_ptr))
+
+    @property
+    def pos(self) -> np.ndarray:
+        """Position of each synapse within its row."""
+        return np.arange(len(self.post)) - np.repeat(self.row_ptr[:-1], np.diff(self.row_ptr))
+
+
+def _csr(pre: np.ndarray, post: np.ndarray, n_pre: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(pre, kind="stable")
+    counts = np.bincount(pre, minlength=n_pre)
+    row_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return row_ptr, post[order].astype(np.int64), order
+
+
+class Connectivity:
+    """Base class. ``check(owner, n_pre, n_post, same_pop)`` validates sizes;
+    ``generate(rng, rows, n_pre, n_post, same_pop)`` returns Synapses for the
+    given presynaptic rows (all rows for stored connectivity)."""
+
+    procedural = False
+    random = False
+    shared_kernel = False
+
+    def check(self, owner: str, n_pre: int, n_post: int) -> None:
+        pass
+
+    def materialise(self, rng: Philox, n_pre: int, n_post: int, same_pop: bool) -> Synapses:
+        return self.rows(rng, np.arange(n_pre), n_pre, n_post, same_pop)
+
+    def rows(self, rng, rows, n_pre, n_post, same_pop) -> Synapses:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Dense(Connectivity):
+    """All-to-all; synapse vars may be given as (n_pre, n_post) arrays."""
+
+    def rows(self, rng, rows, n_pre, n_post, same_pop):
+        rows = np.asarray(rows, dtype=np.int64)
+        post = np.tile(np.arange(n_post, dtype=np.int64), len(rows))
+        row_ptr = np.arange(len(rows) + 1, dtype=np.int64) * n_post
+        var_index = (rows[:, None] * n_post + np.arange(n_post)).ravel()
+        return Synapses(row_ptr, post, var_index, n_pre * n_post)
+
+
+@dataclass(frozen=True)
+class OneToOne(Connectivity):
+    """Neuron i -> neuron i; pre and post sizes must match."""
+
+    def check(self, owner, n_pre, n_post):
+        if n_pre != n_post:
+            raise ValueError(f"{owner}: OneToOne needs equal sizes, got {n_pre} -> {n_post}")
+
+    def rows(self, rng, rows, n_pre, n_post, same_pop):
+        rows = np.asarray(rows, dtype=np.int64)
+        return Synapses(np.arange(len(rows) + 1, dtype=np.int64), rows.copy(), rows.copy(), n_pre)
+
+
+@dataclass(frozen=True, eq=False)
+class Sparse(Connectivity):
+    """Explicit CSR: ``row_ptr`` (n_pre + 1, non-decreasing from 0) and ``indices``
+    (targets); synapse var arrays are given in the same (CSR) order."""
+
+    row_ptr: np.ndarray
+    indices: np.ndarray
+
+    def __post_init__(self):
+        for key in ("row_ptr", "indices"):
+            array = np.asarray(getattr(self, key))
+            if array.ndim != 1 or (array.size and not np.issubdtype(array.dtype, np.integer)):
+                raise ValueError(f"Sparse: {key} must be a 1-D integer array")
+            array = array.astype(np.int64)
+            array.setflags(write=False)
+            object.__setattr__(self, key, array)
+
+    def __eq__(self, other):
+        return (isinstance(other, Sparse) and np.array_equal(self.row_ptr, other.row_ptr)
+                and np.array_equal(self.indices, other.indices))
+
+    __hash__ = None
+
+    @classmethod
+    def from_pairs(cls, pre, post, n_pre: int) -> "Sparse":
+        """CSR from (pre, post) pairs, stably sorted by pre (var arrays must follow
+        the sorted order: ``np.argsort(pre, kind='stable')``)."""
+        row_ptr, indices, _ = _csr(np.asarray(pre, dtype=np.int64), np.asarray(post), n_pre)
+        return cls(row_ptr, indices)
+
+    def check(self, owner, n_pre, n_post):
+        rp, idx = self.row_ptr, self.indices
+        if len(rp) != n_pre + 1 or rp[0] != 0 or np.any(np.diff(rp) < 0) or rp[-1] != len(idx):
+            raise ValueError(
+                f"{owner}: Sparse row_ptr must have n_pre+1 = {n_pre + 1} non-decreasing entries "
+                f"from 0 to len(indices) = {len(idx)}"
+            )
+        if idx.size and (idx.min() < 0 or idx.max() >= n_post):
+            raise ValueError(
+                f"{owner}: Sparse indices out of range [0, {n_post}): "
+                f"min {idx.min()}, max {idx.max()}"
+            )
+
+    def rows(self, rng, rows, n_pre, n_post, same_pop):
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, stops = self.row_ptr[rows], self.row_ptr[rows + 1]
+        lengths = stops - starts
+        row_ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        index = np.repeat(starts - row_ptr[:-1], lengths) + np.arange(row_ptr[-1])
+        return Synapses(row_ptr, self.indices[index], index, len(self.indices))
+
+
+@dataclass(frozen=True)
+class FixedProbability(Connectivity):
+    """Each pair (i, j) connected independently with probability p:
+    word(c1=i, c2=j//4)[j%4] < p 2^32. ``autapses=False`` drops i -> i when
+    pre and post are the same population."""
+
+    p: float
+    procedural: bool = False
+    autapses: bool = True
+    random = True
+
+    def __post_init__(self):
+        if not isinstance(self.p, (int, float)) or not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"FixedProbability: p must be in [0, 1], got {self.p!r}")
+
+    def rows(self, rng, rows, n_pre, n_post, same_pop):
+        rows = np.asarray(rows, dtype=np.int64)
+        parts = []
+        step = max(1, ROW_CHUNK_WORDS // max(n_post, 1))
+        for start in range(0, len(rows), step):
+            chunk = rows[start:start + step]
+            blocks = np.arange((n_post + 3) // 4)
+            w = rng.words(0, chunk[:, None], blocks[None, :], 0)
+            words = np.stack(w, axis=-1).reshape(len(chunk), -1)[:, :n_post]
+            mask = bernoulli(words, float(self.p))
+            if same_pop and not self.autapses:
+                mask[np.arange(len(chunk)), chunk] = False
+            parts.append(mask)
+        mask = np.concatenate(parts) if parts else np.zeros((0, n_post), dtype=bool)
+        row_ptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int64)
+        post = np.nonzero(mask)[1].astype(np.int64)
+        return Synapses(row_ptr, post, np.full(len(post), -1, dtype=np.int64), -1)
+
+
+@dataclass(frozen=True)
+class FixedNumberPost(Connectivity):
+    """Each presynaptic neuron gets exactly n targets drawn uniformly with
+    replacement: target k of row i = (word(c1=i, c2=k//4)[k%4] n_post) >> 32
+    (without autapses: drawn from n_post-1 and shifted past i)."""
+
+    n: int
+    procedural: bool = False
+    autapses: bool = True
+    random = True
+
+    def __post_init__(self):
+        if not isinstance(self.n, int) or self.n < 0:
+            raise ValueError(f"FixedNumberPost: n must be an int >= 0, got {self.n!r}")
+
+    def rows(self, rng, rows, n_pre, n_post, same_pop):
+        rows = np.asarray(rows, dtype=np.int64)
+        exclude = same_pop and not self.autapses
+        choices = n_post - 1 if exclude else n_post
+        if self.n and choices < 1:
+            raise ValueError(f"FixedNumberPost: no targets to choose from (n_post={n_post})")
+        blocks = np.arange((self.n + 3) // 4)
+        w = rng.words(0, rows[:, None], blocks[None, :], 0)
+        words = np.stack(w, axis=-1).reshape(len(rows), -1)[:, : self.n]
+        post = uniform_int(words, max(choices, 1))
+        if exclude:
+            post = post + (post >= rows[:, None])
+        row_ptr = np.arange(len(rows) + 1, dtype=np.int64) * self.n
+        return Synapses(row_ptr, post.ravel(), np.full(post.size, -1, dtype=np.int64), -1)
+
+
+@dataclass(frozen=True)
+class FixedTotalNumber(Connectivity):
+    """n synapses in total, each (pre, post) pair drawn uniformly with
+    replacement (multapses allowed): pair k uses words 2(k%2), 2(k%2)+1 of
+    counter (c1=k//2); then stably sorted by presynaptic neuron."""
+
+    n: int
+    random = True
+
+    def __post_init__(self):
+        if not isinstance(self.n, int) or self.n < 0:
+            raise ValueError(f"FixedTotalNumber: n must be an int >= 0, got {self.n!r}")
+
+    def materialise(self, rng, n_pre, n_post, same_pop):
+        w = np.stack(rng.words(0, np.arange((self.n + 1) // 2), 0, 0), axis=-1)
+        w = w.reshape(-1, 2)[: self.n]
+        pre, post = uniform_int(w[:, 0], n_pre), uniform_int(w[:, 1], n_post)
+        row_ptr, post, _ = _csr(pre, post, n_pre)
+        return Synapses(row_ptr, post, np.arange(len(post), dtype=np.int64), len(post))
+
+    def rows(self, rng, rows, n_pre, n_post, same_pop):
+        full = self.materialise(rng, n_pre, n_post, same_pop)
+        return Sparse(full.row_ptr, full.post).rows(rng, rows, n_pre, n_post, same_pop)
+
+
+@dataclass(frozen=True)
+class Conv2D(Connectivity):
+    """2-D convolution between channel-last maps: pre neuron (y, x, c) has index
+    (y W + x) C + c; post (oy, ox, o) likewise over the output map. A synapse
+    from (oy s_y + ky - pad_y, ox s_x + kx - pad_x, c) to (oy, ox, o) uses the
+    shared kernel weight index ((ky kw + kx) C + c) C_out + o, so kernel vars
+    have kh kw C C_out entries and are read-only in synapse code."""
+
+    in_shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    out_channels: int
+    stride: tuple[int, int] = (1, 1)
+    padding: str = "valid"
+    shared_kernel = True
+
+    def __post_init__(self):
+        for key in ("in_shape", "kernel", "stride"):
+            value = tuple(int(v) for v in getattr(self, key))
+            if any(v < 1 for v in value):
+                raise ValueError(f"Conv2D: {key} entries must be >= 1, got {value}")
+            object.__setattr__(self, key, value)
+        if self.padding not in ("valid", "same"):
+            raise ValueError(f"Conv2D: padding must be 'valid' or 'same', got {self.padding!r}")
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        (h, w, _), (kh, kw), (sy, sx) = self.in_shape, self.kernel, self.stride
+        if self.padding == "same":
+            return (-(-h // sy), -(-w // sx), self.out_channels)
+        return ((h - kh) // sy + 1, (w - kw) // sx + 1, self.out_channels)
+
+    def _pads(self):
+        (h, w, _), (kh, kw), (sy, sx) = self.in_shape, self.kernel, self.stride
+        if self.padding == "valid":
+            return 0, 0
+        oh, ow, _ = self.out_shape
+        return max((oh - 1) * sy + kh - h, 0) // 2, max((ow - 1) * sx + kw - w, 0) // 2
+
+    def check(self, owner, n_pre, n_post):
+        h, w, c = self.in_shape
+        oh, ow, oc = self.out_shape
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{owner}: Conv2D kernel {self.kernel} larger than input {self.in_shape}")
+        if n_pre != h * w * c or n_post != oh * ow * oc:
+            raise ValueError(
+                f"{owner}: Conv2D needs pre size {h * w * c} (in_shape {self.in_shape}) and post "
+                f"size {oh * ow * oc} (out_shape {self.out_shape}), got {n_pre} -> {n_post}"
+            )
+
+    def materialise(self, rng, n_pre, n_post, same_pop):
+        (h, w, c), (kh, kw), (sy, sx) = self.in_shape, self.kernel, self.stride
+        oh, ow, oc = self.out_shape
+        pad_y, pad_x = self._pads()
+        oy, ox, ky, kx, ci, o = np.meshgrid(
+            np.arange(oh), np.arange(ow), np.arange(kh), np.arange(kw), np.arange(c),
+            np.arange(oc), indexing="ij",
+        )
+        y, x = oy * sy + ky - pad_y, ox * sx + kx - pad_x
+        ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+        pre = ((y * w + x) * c + ci)[ok]
+        post = ((oy * ow + ox) * oc + o)[ok]
+        kernel = (((ky * kw + kx) * c + ci) * oc + o)[ok]
+        row_ptr, post_sorted, order = _csr(pre, post, n_pre)
+        return Synapses(row_ptr, post_sorted, kernel[order].astype(np.int64), kh * kw * c * oc)
+
+    def rows(self, rng, rows, n_pre, n_post, same_pop):
+        full = self.materialise(rng, n_pre, n_post, same_pop)
+        sub = Sparse(full.row_ptr, full.post).rows(rng, rows, n_pre, n_post, same_pop)
+        return Synapses(sub.row_ptr, sub.post, full.var_index[sub.var_index], full.n_var)
+
+
+CONNECTIVITY = {c.__name__: c for c in (
+    Dense, OneToOne, Sparse, FixedProbability, FixedNumberPost, FixedTotalNumber, Conv2D)}
+
+
+def with_synapse_indices(syn: Synapses) -> Synapses:
+    """Fill var_index = synapse index for kinds that generate rows without one."""
+    if syn.n_var >= 0:
+        return syn
+    return Synapses(syn.row_ptr, syn.post, np.arange(len(syn.post), dtype=np.int64), len(syn.post))

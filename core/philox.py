@@ -1,0 +1,192 @@
+"""Philox4x32-10, the project's single source of random numbers.
+
+Philox (Salmon, Moraes, Dror & Shaw, "Parallel random numbers: as easy as
+1, 2, 3", SC 2011; the Random123 library) is a counter-based generator: the
+output is a pure function ``w = f_k(c)`` of a 128-bit counter
+``c = (c0, c1, c2, c3)`` and a 64-bit key ``k = (k0, k1)``.  There is no
+state to advance, so any backend (NumPy, C, CUDA, HLS) that evaluates the
+same counters gets bit-identical words, in any order, in parallel.
+
+One round, with ``M0 = 0xD2511F53``, ``M1 = 0xCD9E8D57`` and
+``hi(x)``/``lo(x)`` the upper/lower 32 bits of the 64-bit product::
+
+    (c0, c1, c2, c3) <- (hi(M1*c2) ^ c1 ^ k0,  lo(M1*c2),
+                         hi(M0*c0) ^ c3 ^ k1,  lo(M0*c0))
+
+Between rounds the key takes a Weyl step
+``k0 += 0x9E3779B9, k1 += 0xBB67AE85 (mod 2**32)``.  Ten rounds are applied.
+All arithmetic here is done on ``uint64`` arrays, so every 32x32->64 product
+is exact and the loop runs over the 10 rounds only, never over elements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+ROUNDS = 10
+MULTIPLIERS = (0xD2511F53, 0xCD9E8D57)
+WEYL = (0x9E3779B9, 0xBB67AE85)
+SITE_BITS = 8
+MAX_BATCH = 1 << (32 - SITE_BITS)
+FNV_OFFSET = 0x811C9DC5
+FNV_PRIME = 0x01000193
+
+_MASK32 = np.uint64(0xFFFFFFFF)
+_SHIFT32 = np.uint64(32)
+_TWO32 = 1 << 32
+
+COUNTER_LAYOUT = """\
+c0 = step: global step counter, never rewound by reset().
+c1 = element major: neuron index, presynaptic row for synapses, or draw
+     index for host-side generation.
+c2 = element minor: position in the row for synapses; 0 for neurons.
+c3 = (batch << 8) | call_site, call_site < 256, batch < 2**24 (pack_c3).
+key = (seed & 0xFFFFFFFF, stream_id(purpose string)).
+"""
+
+Words = tuple[NDArray[np.uint32], NDArray[np.uint32], NDArray[np.uint32], NDArray[np.uint32]]
+
+
+def _as_u64(x: ArrayLike, name: str, limit: int = _TWO32) -> NDArray[np.uint64]:
+    """Integer array ``x`` as uint64, checked to lie in ``[0, limit)``."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integer, got dtype {a.dtype}")
+    if a.size and (int(a.min()) < 0 or int(a.max()) >= limit):
+        raise ValueError(f"{name} must lie in [0, {limit:#x})")
+    return a.astype(np.uint64)
+
+
+def _mulhilo(m: int, x: NDArray[np.uint64]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """(hi, lo) 32-bit halves of the exact 64-bit product ``m * x``."""
+    p = np.uint64(m) * x
+    return p >> _SHIFT32, p & _MASK32
+
+
+def philox4x32(c0: ArrayLike, c1: ArrayLike, c2: ArrayLike, c3: ArrayLike,
+               k0: ArrayLike, k1: ArrayLike) -> Words:
+    """Philox4x32-10 of counter ``(c0, c1, c2, c3)`` under key ``(k0, k1)``.
+
+    Arguments are 32-bit unsigned integer scalars or arrays, broadcast
+    together; returns four ``uint32`` arrays of the broadcast shape.
+    """
+    names = ("c0", "c1", "c2", "c3", "k0", "k1")
+    args = (c0, c1, c2, c3, k0, k1)
+    x0, x1, x2, x3, key0, key1 = np.broadcast_arrays(*(_as_u64(a, n) for a, n in zip(args, names)))
+    for r in range(ROUNDS):
+        if r:
+            key0 = (key0 + np.uint64(WEYL[0])) & _MASK32
+            key1 = (key1 + np.uint64(WEYL[1])) & _MASK32
+        hi0, lo0 = _mulhilo(MULTIPLIERS[0], x0)
+        hi1, lo1 = _mulhilo(MULTIPLIERS[1], x2)
+        x0, x1, x2, x3 = hi1 ^ x1 ^ key0, lo1, hi0 ^ x3 ^ key1, lo0
+    return tuple(x.astype(np.uint32) for x in (x0, x1, x2, x3))  # type: ignore[return-value]
+
+
+def stream_id(name: str) -> int:
+    """32-bit FNV-1a hash of the UTF-8 bytes of ``name``.
+
+    ``h = 0x811C9DC5; for each byte b: h = ((h ^ b) * 0x01000193) mod 2**32``.
+    Used as key word k1, so a stream depends on its name, not creation order.
+    """
+    h = FNV_OFFSET
+    for b in name.encode("utf-8"):
+        h = ((h ^ b) * FNV_PRIME) & 0xFFFFFFFF
+    return h
+
+
+def pack_c3(batch: ArrayLike, site: ArrayLike) -> NDArray[np.uint32]:
+    """Counter word c3 = ``(batch << 8) | site`` (see ``COUNTER_LAYOUT``)."""
+    b = _as_u64(batch, "batch", MAX_BATCH)
+    s = _as_u64(site, "site", 1 << SITE_BITS)
+    return ((b << np.uint64(SITE_BITS)) | s).astype(np.uint32)
+
+
+def uniform_from_word(w: ArrayLike, dtype: DTypeLike = np.float32) -> NDArray:
+    """Uniform ``u = ((w >> 9) + 1/2) * 2**-23`` in the open interval (0, 1).
+
+    A 24-bit odd numerator over 2**24: exactly representable in float32 and
+    float64, so every backend gets identical uniforms in either precision.
+    Word 0 gives 2**-24, word 0xFFFFFFFF gives 1 - 2**-24.
+    """
+    k = _as_u64(w, "w") >> np.uint64(9)
+    return ((k.astype(np.float64) + 0.5) * 2.0**-23).astype(dtype)
+
+
+def normal_from_words(w0: ArrayLike, w1: ArrayLike, dtype: DTypeLike = np.float32) -> NDArray:
+    """Standard normal by Box-Muller in float64, then cast to ``dtype``.
+
+    ``z = sqrt(-2 ln u1) * cos(2 pi u2)`` with ``u1, u2`` from
+    ``uniform_from_word(w0), uniform_from_word(w1)``; u1 > 0 so ln is finite.
+    """
+    u1 = uniform_from_word(w0, np.float64)
+    u2 = uniform_from_word(w1, np.float64)
+    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).astype(dtype)
+
+
+def exponential_from_word(w: ArrayLike, dtype: DTypeLike = np.float32) -> NDArray:
+    """Unit-rate exponential ``-ln u`` (inverse CDF) in float64, then cast."""
+    return (-np.log(uniform_from_word(w, np.float64))).astype(dtype)
+
+
+def uniform_int(w: ArrayLike, n: ArrayLike) -> NDArray[np.int64]:
+    """Integer in ``[0, n)`` as ``(w * n) >> 32`` (Lemire multiply-shift).
+
+    Exact integer arithmetic, no rejection: with ``1 <= n <= 2**32`` the
+    product fits in uint64, and each value has probability within
+    ``2**-32`` of ``1/n``.  ``n`` may be an array broadcast against ``w``.
+    """
+    nn = _as_u64(n, "n", _TWO32 + 1)
+    if nn.size and int(nn.min()) < 1:
+        raise ValueError("n must be >= 1")
+    return ((_as_u64(w, "w") * nn) >> _SHIFT32).astype(np.int64)
+
+
+def bernoulli(w: ArrayLike, p: float) -> NDArray[np.bool_]:
+    """True where ``w < min(floor(p * 2**32), 2**32)``, i.e. with probability p.
+
+    Integer-only comparison: p = 0 is never true, p = 1 always true.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must lie in [0, 1], got {p}")
+    threshold = np.uint64(min(int(np.floor(p * _TWO32)), _TWO32))
+    return _as_u64(w, "w") < threshold
+
+
+@dataclass(frozen=True)
+class Philox:
+    """A named Philox4x32-10 stream: key ``(seed & 0xFFFFFFFF, stream_id(stream))``.
+
+    Counters follow ``COUNTER_LAYOUT``; all methods broadcast their counters.
+    """
+
+    seed: int
+    stream: str
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """The key words (k0, k1)."""
+        return self.seed & 0xFFFFFFFF, stream_id(self.stream)
+
+    def words(self, c0: ArrayLike, c1: ArrayLike = 0, c2: ArrayLike = 0, c3: ArrayLike = 0) -> Words:
+        """The four uint32 output words for counter (c0, c1, c2, c3)."""
+        return philox4x32(c0, c1, c2, c3, *self.key)
+
+    def uniform(self, c0: ArrayLike, c1: ArrayLike = 0, c2: ArrayLike = 0, c3: ArrayLike = 0,
+                dtype: DTypeLike = np.float32) -> NDArray:
+        """Uniform in (0, 1) from output word w0."""
+        return uniform_from_word(self.words(c0, c1, c2, c3)[0], dtype)
+
+    def normal(self, c0: ArrayLike, c1: ArrayLike = 0, c2: ArrayLike = 0, c3: ArrayLike = 0,
+               dtype: DTypeLike = np.float32) -> NDArray:
+        """Standard normal from output words w0, w1 (Box-Muller)."""
+        w = self.words(c0, c1, c2, c3)
+        return normal_from_words(w[0], w[1], dtype)
+
+    def exponential(self, c0: ArrayLike, c1: ArrayLike = 0, c2: ArrayLike = 0, c3: ArrayLike = 0,
+                    dtype: DTypeLike = np.float32) -> NDArray:
+        """Unit-rate exponential from output word w0."""
+        return exponential_from_word(self.words(c0, c1, c2, c3)[0], dtype)

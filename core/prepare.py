@@ -1,0 +1,170 @@
+"""Host-side preparation shared by every backend.
+
+Computes derived params, draws initial values, materialises stored
+connectivity and lays out spike-source arrays, all from Philox keyed by the
+network seed, so every backend starts from the same numbers. Layout of state
+arrays (names ``"<node>.<var>"``): batched vars have shape (batch, n), shared
+vars (n,); n is the population size, the number of stored synapse-var entries,
+or the pre/post population size for trace vars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .connectivity import Synapses, with_synapse_indices
+from .init import Values
+from .lang.evaluate import derived_params
+from .net import Network
+from .network import Population, Projection
+from .numerics import scalar_dtype
+from .philox import Philox
+
+
+def stream(seed: int, *parts: str) -> Philox:
+    """The Philox generator of one purpose, e.g. stream(seed, "E", "sim")."""
+    return Philox(seed, ".".join(parts))
+
+
+@dataclass
+class Prepared:
+    network: Network
+    dtype: type
+    params: dict = field(default_factory=dict)  # node name -> {param/derived: float}
+    ps_params: dict = field(default_factory=dict)  # projection -> postsynaptic params
+    state: dict = field(default_factory=dict)  # "<node>.<var>" -> initial array
+    types: dict = field(default_factory=dict)  # "<node>.<var>" -> "float" | "int"
+    synapses: dict = field(default_factory=dict)  # projection -> Synapses (stored only)
+    spike_steps: dict = field(default_factory=dict)  # SSA population -> (offsets, steps)
+
+    def var_dtype(self, kind: str):
+        return np.int32 if kind == "int" else self.dtype
+
+
+def prepare(network: Network, seed: int | None = None) -> Prepared:
+    """Everything a backend needs before it renders or allocates."""
+    seed = network.seed if seed is None else seed
+    prep = Prepared(network, scalar_dtype(network.precision))
+    for pop in network.populations:
+        _prepare_population(prep, pop, seed)
+    for proj in network.projections:
+        _prepare_projection(prep, proj, seed)
+    for source in network.current_sources:
+        prep.params[source.name] = _all_params(source.model, source.params, network.dt)
+        size = network.population(source.target).size
+        _init_vars(prep, source.name, source.model.vars, source.init, size, seed)
+    for cu in network.custom_updates:
+        prep.params[cu.name] = dict(cu.params)
+        for name, red in cu.reductions.items():
+            n = _element_count(prep, network, cu.target)
+            shape = (n,) if red.over == "batch" else (network.batch_size,)
+            prep.state[f"{cu.name}.{name}"] = np.zeros(shape, dtype=prep.dtype)
+            prep.types[f"{cu.name}.{name}"] = "float"
+    return prep
+
+
+def _element_count(prep: Prepared, network: Network, target: str) -> int:
+    node = network.nodes[target]
+    if isinstance(node, Population):
+        return node.size
+    if target in prep.synapses:
+        return prep.synapses[target].n_var
+    raise ValueError(f"custom update on projection {target!r}: procedural connectivity has "
+                     "no stored synapses to update")
+
+
+def _all_params(model, params: dict, dt: float) -> dict:
+    return {**params, **derived_params(model, params, dt)}
+
+
+def _prepare_population(prep: Prepared, pop: Population, seed: int):
+    prep.params[pop.name] = _all_params(pop.model, pop.params, prep.network.dt)
+    _init_vars(prep, pop.name, pop.model.vars, pop.init, pop.size, seed)
+    if pop.spike_times is not None:
+        prep.spike_steps[pop.name] = _spike_steps(pop, prep.network)
+
+
+def _spike_steps(pop: Population, network: Network) -> tuple[np.ndarray, np.ndarray]:
+    """CSR over (batch, neuron) of sorted spike steps round(t/dt)."""
+    per_batch = pop.spike_times
+    if len(per_batch) == 1:
+        per_batch = per_batch * network.batch_size
+    rows = [np.sort(np.rint(t / network.dt).astype(np.int64)) for b in per_batch for t in b]
+    offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    steps = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    return offsets, steps
+
+
+def _prepare_projection(prep: Prepared, proj: Projection, seed: int):
+    net = prep.network
+    pre, post = net.population(proj.pre), net.population(proj.post)
+    wu, ps = proj.weight_update, proj.postsynaptic
+    prep.params[proj.name] = _all_params(wu, proj.wu_params, net.dt)
+    prep.ps_params[proj.name] = _all_params(ps, proj.ps_params, net.dt)
+    conn = proj.connectivity
+    if not conn.procedural:
+        rng = stream(seed, proj.name, "connectivity")
+        syn = with_synapse_indices(conn.materialise(rng, pre.size, post.size, pre is post))
+        prep.synapses[proj.name] = syn
+        _init_synapse_vars(prep, proj, syn, seed)
+    _init_vars(prep, proj.name, wu.pre_vars, proj.wu_init, pre.size, seed)
+    _init_vars(prep, proj.name, wu.post_vars, proj.wu_init, post.size, seed)
+    _init_vars(prep, proj.name, ps.vars, proj.ps_init, post.size, seed)
+
+
+def _store(prep: Prepared, key: str, var, values: np.ndarray):
+    prep.state[key] = values.astype(prep.var_dtype(var.type))
+    prep.types[key] = var.type
+
+
+def _init_vars(prep: Prepared, owner: str, variables, inits: dict, n: int, seed: int):
+    batch = prep.network.batch_size
+    for var in variables:
+        init = inits[var.name]
+        if isinstance(init, Values):
+            values = init.values
+            if var.batched and values.ndim == 1:
+                values = np.broadcast_to(values, (batch, n))
+        else:
+            rng = stream(seed, owner, var.name, "init")
+            b = np.arange(batch)[:, None] if var.batched else 0
+            values = init.sample(rng, np.arange(n)[None, :] if var.batched else np.arange(n), 0, b)
+        _store(prep, f"{owner}.{var.name}", var, np.array(values))
+
+
+def synapse_counters(proj: Projection, syn: Synapses) -> tuple[np.ndarray, np.ndarray]:
+    """Philox element words (c1, c2) of each stored var entry: (row, position)
+    for ordinary synapses, (kernel index, 0) for shared kernels."""
+    if proj.connectivity.shared_kernel:
+        return np.arange(syn.n_var), np.zeros(syn.n_var, dtype=np.int64)
+    return syn.pre, syn.pos
+
+
+def _init_synapse_vars(prep: Prepared, proj: Projection, syn: Synapses, seed: int):
+    batch = prep.network.batch_size
+    c1, c2 = synapse_counters(proj, syn)
+    for var in proj.weight_update.vars:
+        init = proj.wu_init[var.name]
+        if isinstance(init, Values):
+            values = init.values.reshape(-1)
+            if var.batched and batch > 1 and values.size == batch * syn.n_var:
+                values = values.reshape(batch, syn.n_var)
+            elif var.batched:
+                values = np.broadcast_to(values, (batch, syn.n_var))
+        else:
+            rng = stream(seed, proj.name, var.name, "init")
+            b = np.arange(batch)[:, None] if var.batched else 0
+            values = init.sample(rng, c1, c2, b)
+            if var.batched:
+                values = np.broadcast_to(values, (batch, syn.n_var))
+        _store(prep, f"{proj.name}.{var.name}", var, np.array(values))
+
+
+def procedural_values(proj: Projection, var, syn_rows, pos, batch_idx, seed: int, dtype):
+    """Synapse var values of procedural connectivity, regenerated from the init
+    stream exactly as stored connectivity would have drawn them."""
+    rng = stream(seed, proj.name, var.name, "init")
+    b = batch_idx if var.batched else 0
+    return proj.wu_init[var.name].sample(rng, syn_rows, pos, b).astype(dtype)
