@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from . import builtins as B
 from .connectivity import Conv2D, Dense, FixedNumberPost, FixedTotalNumber, OneToOne, Sparse
 from .init import Values
-from .lang import check_code, check_expr
+from .lang import check_code
+from .lang.tree import names_assigned
 from .network import CurrentSource, CustomUpdate, Population, Projection
-from .network import custom_update_scope
+from .network import _check_model_code, custom_update_scope, shared_writes
 from .numerics import check_precision
 from .scopes import postsynaptic_scope, synapse_scope, trace_scope
 
@@ -48,10 +49,14 @@ class Network:
         for key in ("populations", "projections", "current_sources", "custom_updates"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
         self._check_names()
+        for pop in self.populations:
+            self._check_neuron_values(pop)
+            self._check_shared_writes(f"population {pop.name!r}", pop.model)
         for proj in self.projections:
             self._check_projection(proj)
         for source in self.current_sources:
             self.population(source.target, f"current source {source.name!r}")
+            self._check_shared_writes(f"current source {source.name!r}", source.model)
         for cu in self.custom_updates:
             self._check_custom_update(cu)
 
@@ -85,6 +90,12 @@ class Network:
                                      "(names are shared by all nodes)")
                 seen.add(node.name)
 
+    def _check_shared_writes(self, owner: str, model):
+        shared = shared_writes(model)
+        if shared and self.batch_size > 1:
+            raise ValueError(f"{owner}: code writes var(s) {shared} shared across the batch "
+                             f"(batch_size={self.batch_size}); declare them batched")
+
     def _check_neuron_values(self, pop: Population):
         for name, init in pop.init.items():
             if isinstance(init, Values):
@@ -99,7 +110,7 @@ class Network:
         owner = f"projection {proj.name!r}"
         pre, post = self.population(proj.pre, owner), self.population(proj.post, owner)
         proj.connectivity.check(owner, pre.size, post.size)
-        wu, ps = proj.weight_update, proj.postsynaptic
+        wu = proj.weight_update
         if proj.target != "i_syn" and proj.target not in post.model.inputs:
             raise ValueError(f"{owner}: target {proj.target!r} is not an input of {post.model.name!r} "
                              f"(it has i_syn{''.join(', ' + i for i in post.model.inputs)})")
@@ -115,9 +126,17 @@ class Network:
 
     def _check_wu_code(self, proj, pre, post, delayed):
         wu, ps = proj.weight_update, proj.postsynaptic
-        for dname, _ in wu.derived + ps.derived:
-            pass  # checked below through the model checks
-        from .network import _check_model_code
+        owner = f"projection {proj.name!r}"
+        clash = sorted({v.name for a in wu.VAR_FIELDS for v in getattr(wu, a)} &
+                       {v.name for v in ps.vars})
+        if clash:
+            raise ValueError(f"{owner}: weight-update and postsynaptic models both declare "
+                             f"var(s) {clash}; rename one (vars share the projection's namespace)")
+        if proj.connectivity.procedural:
+            used = [f for f in ("post_spike", "synapse_dynamics") if wu.parsed[f]]
+            if used:
+                raise ValueError(f"{owner}: procedural connectivity supports only pre_spike "
+                                 f"synapse code, but the model has {used}")
 
         def wu_scope(attr):
             if attr in wu.SYNAPSE_FIELDS:
@@ -186,10 +205,30 @@ class Network:
                 target, Population):
             raise ValueError(f"{owner}: reductions over neurons need a population target")
         earlier = {c.name: c for c in self.custom_updates[: self.custom_updates.index(cu)]}
+        if isinstance(target, Projection) and target.connectivity.procedural:
+            raise ValueError(f"{owner}: projection {cu.target!r} is procedural and stores no "
+                             "synapse vars to update")
         ref_types = {}
         for key, ref in cu.var_refs.items():
             ref_types[key] = resolve_ref(owner, ref, cu.target, target, earlier)
         check_code(cu.parsed, custom_update_scope(cu, ref_types))
+        self._check_custom_update_writes(owner, cu, target)
+
+    def _check_custom_update_writes(self, owner, cu, target):
+        """Writing a shared var from batched inputs would race between batch elements."""
+        if self.batch_size == 1:
+            return
+        model = target.model if isinstance(target, Population) else target.weight_update
+        own = {v.name: v for v in model.vars}
+        batched_refs = [k for k, r in cu.var_refs.items() if r.split(".")[0] == cu.target
+                        and own[r.split(".")[1]].batched]
+        written = names_assigned(cu.parsed)
+        shared_written = [k for k, r in cu.var_refs.items() if k in written and
+                          r.split(".")[0] == cu.target and not own[r.split(".")[1]].batched]
+        if shared_written and batched_refs:
+            raise ValueError(f"{owner}: writes shared var ref(s) {shared_written} while reading "
+                             f"batched ref(s) {batched_refs} with batch_size={self.batch_size}; "
+                             "reduce over the batch first")
 
     # convenience ------------------------------------------------------------
     def build(self, backend: str = "numpy", **options):

@@ -8,23 +8,20 @@ so a bad network is rejected before anything is built.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import builtins as B
-from .connectivity import Connectivity, Conv2D, Dense, FixedNumberPost, FixedTotalNumber, OneToOne
-from .connectivity import Sparse
-from .init import Init, Values, as_init
+from .connectivity import Connectivity
+from .init import Init, as_init
 from .lang import Scope, Symbol, check_code, check_expr
 from .lang.functions import MATH_FUNCTIONS
 from .lang.parse import normalise_source
 from .lang.tree import calls, names_assigned
 from .models import (CurrentSourceModel, NeuronModel, PostsynapticModel, WeightUpdateModel,
                      check_identifier, check_params)
-from .numerics import check_precision
 from .scopes import BUILTINS, current_source_scope, derived_scope, neuron_scope
-from .scopes import postsynaptic_scope, synapse_scope, trace_scope
 
 
 def _inits(owner: str, model, init: dict | None, var_fields=("vars",)) -> dict[str, Init]:
@@ -51,6 +48,14 @@ def _check_size(owner: str, size) -> int:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"{owner}: size must be a positive int, got {size!r}")
     return int(size)
+
+
+def shared_writes(model) -> list[str]:
+    """Vars declared shared (batched=False) that a model's code assigns."""
+    written = set()
+    for attr in model.CODE_FIELDS:
+        written |= names_assigned(model.parsed[attr])
+    return sorted(v.name for v in model.vars if not v.batched and v.name in written)
 
 
 def _check_model_code(model, scope_for) -> None:

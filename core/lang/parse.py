@@ -17,6 +17,8 @@ import textwrap
 from . import tree as T
 from .functions import RANDOM_FUNCTIONS
 
+MAX_SITES = 256  # call sites share counter word c3 with the batch index
+
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%"}
 _CMPOPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
 _UNOPS = {ast.USub: "-", ast.UAdd: "+", ast.Not: "not"}
@@ -158,6 +160,8 @@ class _Parser:
         args = tuple(self.expr(a) for a in node.args)
         site = -1
         if node.func.id in RANDOM_FUNCTIONS:
+            if self.next_site >= MAX_SITES:
+                raise self.error(node, f"more than {MAX_SITES} random draws in one code field")
             site, self.next_site = self.next_site, self.next_site + 1
         return T.Call(node.func.id, args, site, **self.loc(node))
 
