@@ -100,7 +100,7 @@ class NormalClipped(Init):
 
     def __post_init__(self):
         _finite("NormalClipped", mean=self.mean, sd=self.sd)
-        if self.sd < 0 or not self.low < self.high or math.isnan(self.low + self.high):
+        if self.sd < 0 or math.isnan(self.low) or math.isnan(self.high) or not self.low < self.high:
             raise ValueError(f"NormalClipped: need sd >= 0 and low < high, got {self}")
 
     def sample(self, rng, c1, c2, batch):
@@ -161,5 +161,8 @@ def as_init(owner: str, value) -> Init:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return Constant(float(value))
     if isinstance(value, (list, tuple, np.ndarray)):
-        return Values(value)
+        try:
+            return Values(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{owner}: {exc}") from None
     raise TypeError(f"{owner}: cannot initialise from {type(value).__name__} {value!r}")

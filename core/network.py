@@ -14,7 +14,7 @@ import numpy as np
 
 from . import builtins as B
 from .connectivity import Connectivity
-from .init import Init, as_init
+from .init import Init, Values, as_init
 from .lang import Scope, Symbol, check_code, check_expr
 from .lang.functions import MATH_FUNCTIONS
 from .lang.parse import normalise_source
@@ -34,14 +34,21 @@ def _inits(owner: str, model, init: dict | None, var_fields=("vars",)) -> dict[s
     out = {}
     for name, var in declared.items():
         if name in init:
-            out[name] = as_init(f"{owner}.{name}", init[name])
+            out[name] = as_init(f"{owner} var {name!r}", init[name])
         elif var.default is not None:
             out[name] = as_init(f"{owner}.{name}", var.default)
         else:
             raise ValueError(f"{owner}: var {name!r} needs an initial value (init={{{name!r}: ...}})")
         if var.type == "int" and out[name].random:
             raise ValueError(f"{owner}: int var {name!r} needs a Constant or array initialiser")
+        if var.type == "int" and not _integral(out[name]):
+            raise ValueError(f"{owner}: int var {name!r} needs integer initial values")
     return out
+
+
+def _integral(init: Init) -> bool:
+    values = init.values if isinstance(init, Values) else np.float64(getattr(init, "value", 0))
+    return bool(np.all(values == np.round(values)))
 
 
 def _check_size(owner: str, size) -> int:
@@ -71,7 +78,7 @@ def _check_model_code(model, scope_for) -> None:
             check_expr(tree, scope_for(attr), want)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Population:
     """``size`` neurons of one neuron model with scalar ``params`` and var ``init``.
     ``spike_times`` (spike-source arrays only): one sequence of times (ms) per
@@ -98,6 +105,22 @@ class Population:
         if is_ssa:
             object.__setattr__(self, "spike_times", _spike_times(owner, self.spike_times, self.size))
         _check_model_code(self.model, lambda f: neuron_scope(self.model, f))
+
+    def __eq__(self, other):
+        if not isinstance(other, Population):
+            return NotImplemented
+        same = (self.name, self.model, self.size, self.params, self.init) == (
+            other.name, other.model, other.size, other.params, other.init)
+        return same and _same_spike_times(self.spike_times, other.spike_times)
+
+    __hash__ = None
+
+
+def _same_spike_times(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    return len(a) == len(b) and all(
+        len(x) == len(y) and all(np.array_equal(u, v) for u, v in zip(x, y)) for x, y in zip(a, b))
 
 
 def _is_sequence(x) -> bool:
@@ -242,7 +265,10 @@ class CustomUpdate:
         object.__setattr__(self, "var_refs", dict(self.var_refs))
         reductions = {}
         for key, red in dict(self.reductions).items():
-            reductions[key] = red if isinstance(red, Reduction) else Reduction(*red)
+            try:
+                reductions[key] = red if isinstance(red, Reduction) else Reduction(*red)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{owner}: reduction {key!r}: {exc}") from None
         object.__setattr__(self, "reductions", reductions)
         params = {}
         for key, value in dict(self.params).items():

@@ -112,7 +112,7 @@ class Simulation:
             raise ValueError(f"set {name!r}: shape {array.shape} does not fit {current.shape}") from None
         if np.issubdtype(current.dtype, np.integer) and np.any(new != np.round(new)):
             raise ValueError(f"set {name!r}: int var needs integer values")
-        self.state[name] = new.astype(current.dtype)
+        current[...] = new.astype(current.dtype)  # in place: backends may hold pointers
         self._push(name)
 
     def custom_update(self, group: str) -> None:
@@ -133,7 +133,7 @@ class Simulation:
             self.prepared = prepare(self.network, seed)
             self.rng_step = 0
         for key, value in self.prepared.state.items():
-            self.state[key] = np.array(value)
+            self.state[key][...] = value
             self._push(key)
         self.step = 0
         self._reset_buffers()

@@ -43,6 +43,13 @@ class Scope:
     locals: dict[str, str] = field(default_factory=dict)
 
 
+_HINTS = {
+    "deliver_pre": " (only in synapse code of a weight-update model that sets pre_target)",
+    "deliver_delayed": " (only in synapse code of a projection with max_dendritic_delay > 0)",
+    "deliver": " (only in synapse code)",
+}
+
+
 def promote(a: str, b: str) -> str:
     return "int" if a == b == "int" else "float"
 
@@ -98,6 +105,8 @@ class _Checker:
 
     def target_type(self, stmt: T.Assign, top: bool, value: str) -> str:
         name = stmt.target
+        if not name.isascii():
+            raise self.error(stmt, f"name '{name}' must be ASCII")
         if name in self.scope.locals:
             return self.scope.locals[name]
         sym = self.scope.symbols.get(name)
@@ -166,7 +175,8 @@ class _Checker:
         if fn is None or node.func not in self.scope.functions:
             allowed = ", ".join(sorted(self.scope.functions))
             where = "unknown function" if fn is None else "function not allowed here"
-            raise self.error(node, f"{where} '{node.func}' (allowed: {allowed})")
+            hint = _HINTS.get(node.func, "") if fn is not None else ""
+            raise self.error(node, f"{where} '{node.func}'{hint} (allowed: {allowed})")
         if len(node.args) != len(fn.args):
             raise self.error(
                 node, f"'{fn.name}' takes {len(fn.args)} argument(s), got {len(node.args)}"

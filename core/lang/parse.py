@@ -12,6 +12,7 @@ offending line with a caret.
 from __future__ import annotations
 
 import ast
+import math
 import textwrap
 
 from . import tree as T
@@ -30,7 +31,11 @@ _DESCRIBE = {
     ast.ListComp: "comprehensions", ast.FunctionDef: "function definitions",
     ast.Pow: "'**' (use exp/log or repeated multiplication)", ast.FloorDiv: "'//'",
     ast.List: "lists", ast.Tuple: "tuples", ast.Dict: "dicts", ast.Return: "return",
+    ast.BitAnd: "bitwise operators", ast.BitOr: "bitwise operators",
+    ast.BitXor: "bitwise operators", ast.LShift: "bitwise operators",
+    ast.RShift: "bitwise operators", ast.MatMult: "'@'",
 }
+INT32 = (-(2**31), 2**31 - 1)
 
 
 class ModelCodeError(ValueError):
@@ -62,7 +67,7 @@ class _Parser:
 
     def unsupported(self, node) -> ModelCodeError:
         what = _DESCRIBE.get(type(node), f"'{type(node).__name__}'")
-        return self.error(node, f"unsupported syntax: {what} are not allowed in model code")
+        return self.error(node, f"unsupported syntax: {what} not allowed in model code")
 
     # statements -------------------------------------------------------------
     def statements(self, nodes) -> tuple:
@@ -83,7 +88,8 @@ class _Parser:
                 raise self.error(node, "only assignment to a single plain name is allowed")
             op = _BINOPS.get(type(node.op))
             if op is None:
-                raise self.unsupported(node.op if hasattr(node.op, "lineno") else node)
+                what = _DESCRIBE.get(type(node.op), "this operator")
+                raise self.error(node, f"unsupported syntax: {what} not allowed in model code")
             return T.Assign(node.target.id, self.expr(node.value), op, **self.loc(node))
         if isinstance(node, ast.If):
             return T.If(
@@ -111,9 +117,15 @@ class _Parser:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             kind = "strings" if isinstance(value, str) else f"literal {value!r}"
             raise self.error(node, f"unsupported syntax: {kind} not allowed in model code")
+        if isinstance(value, int) and not INT32[0] <= value <= INT32[1]:
+            raise self.error(node, f"int literal {value} does not fit 32 bits")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(node, "float literal is not finite")
         return T.Num(float(value), isinstance(value, int), **self.loc(node))
 
     def expr_Name(self, node):
+        if not node.id.isascii():
+            raise self.error(node, f"name '{node.id}' must be ASCII")
         if node.id in ("True", "False", "None"):
             raise self.error(node, f"'{node.id}' is not allowed; use a comparison")
         return T.Name(node.id, **self.loc(node))
@@ -121,7 +133,8 @@ class _Parser:
     def expr_BinOp(self, node):
         op = _BINOPS.get(type(node.op))
         if op is None:
-            raise self.error(node, f"unsupported syntax: {_DESCRIBE.get(type(node.op), 'operator')}")
+            what = _DESCRIBE.get(type(node.op), "this operator")
+            raise self.error(node, f"unsupported syntax: {what} not allowed in model code")
         return T.BinOp(op, self.expr(node.left), self.expr(node.right), **self.loc(node))
 
     def expr_UnaryOp(self, node):

@@ -1,0 +1,342 @@
+"""Phase bodies of the generated step (see backends/numpy/simulation.py for the
+reference of each phase). Each function returns C lines for the body of one
+phase function, or [] when the phase has no work."""
+
+from __future__ import annotations
+
+from spikeforge.init import Constant, Exponential, Normal, NormalClipped, Uniform
+from spikeforge.network import Population
+from spikeforge.philox import stream_id
+
+from .elements import Binding, Element, indent
+from .layout import needs_columns, spike_depth
+
+
+# bindings -------------------------------------------------------------------------
+def params(prog, values: dict) -> dict:
+    return {k: Binding("float", prog.literal(v)) for k, v in values.items()}
+
+
+def builtins(prog, batch: str = "b") -> dict:
+    dt = prog.network.dt
+    scalar = prog.ctype("float")
+    return {"t": Binding("float", f"(({scalar})((double)S->step * {float(dt).hex()}))"),
+            "dt": Binding("float", prog.literal(dt)),
+            "step": Binding("int", "(int32_t)S->step"),
+            "batch": Binding("int", batch)}
+
+
+def var_ref(prog, key: str, var, n: int, index: str, batch: str = "b", store: bool = False):
+    ptr = prog.ptr(f"state:{key}")
+    where = f"{ptr}[(int64_t){batch} * {n} + {index}]" if var.batched else f"{ptr}[{index}]"
+    return Binding(var.type, where, store)
+
+
+def vars_of(prog, owner: str, variables, n: int, index: str, store: bool, suffix: str = "",
+            batch: str = "b") -> dict:
+    return {v.name + suffix: var_ref(prog, f"{owner}.{v.name}", v, n, index, batch, store)
+            for v in variables}
+
+
+def batch_loop(prog, n: int, body: list[str], index: str = "i") -> list[str]:
+    return [f"for (int32_t b = 0; b < {prog.batch}; b++) {{",
+            f"    for (int32_t {index} = 0; {index} < {n}; {index}++) {{",
+            *indent(body, 2), "    }", "}"]
+
+
+def block(element: Element, fields: list[tuple[str, tuple]], extra_trees=()) -> list[str]:
+    lines = element.declare([t for _, t in fields] + list(extra_trees))
+    for name, stmts in fields:
+        lines += element.code(name, stmts)
+    return lines
+
+
+# phase 1 --------------------------------------------------------------------------
+def inputs(prog) -> list[str]:
+    net, lines = prog.network, []
+    for pop in net.populations:
+        for name in ("i_syn", *pop.model.inputs):
+            size = prog.batch * pop.size
+            lines.append(f"for (int64_t k = 0; k < {size}; k++) "
+                         f"{prog.ptr(f'input:{pop.name}.{name}')}[k] = 0;")
+    for source in net.current_sources:
+        pop = net.population(source.target)
+        model = source.model
+        names = {**params(prog, prog.prepared.params[source.name]), **builtins(prog),
+                 **vars_of(prog, source.name, model.vars, pop.size, "i", True)}
+        el = Element(prog, source.name, names, c1="i")
+        current = model.parsed["current"]
+        body = block(el, [("code", model.parsed["code"])], [current])
+        body.append(f"{prog.ptr(f'input:{pop.name}.i_syn')}[(int64_t)b * {pop.size} + i] += "
+                    f"{el.expr('current', current, 'float')};")
+        lines += batch_loop(prog, pop.size, ["{", *indent(body + el.stores()), "}"])
+    return lines
+
+
+# phases 2-4: synapses -------------------------------------------------------------
+def synapse_names(prog, proj, row: str, post: str, vi: str | None) -> dict:
+    net = prog.network
+    wu = proj.weight_update
+    pre, tgt = net.population(proj.pre), net.population(proj.post)
+    names = {**params(prog, prog.prepared.params[proj.name]), **builtins(prog)}
+    if vi is not None:
+        n_var = prog.prepared.synapses[proj.name].n_var
+        names.update(vars_of(prog, proj.name, wu.vars, n_var, vi, True))
+    else:
+        names.update(procedural_vars(prog, proj, row))
+    names.update(vars_of(prog, proj.name, wu.pre_vars, pre.size, row, False))
+    names.update(vars_of(prog, proj.name, wu.post_vars, tgt.size, post, False))
+    names.update(vars_of(prog, proj.pre, pre.model.vars, pre.size, row, False, "_pre"))
+    names.update(vars_of(prog, proj.post, tgt.model.vars, tgt.size, post, False, "_post"))
+    return names
+
+
+def delivery(prog, proj, row: str, post: str):
+    net = prog.network
+    n_post, n_pre = net.population(proj.post).size, net.population(proj.pre).size
+    ring = prog.ptr(f"inring:{proj.name}")
+    depth = proj.max_dendritic_delay + 1
+    scalar = prog.ctype("float")
+
+    def deliver(call, args):
+        value = f"(({scalar})({args[0][0]}))"
+        if call.func == "deliver_pre":
+            target = prog.ptr(f"input:{proj.pre}.{proj.weight_update.pre_target}")
+            return f"{target}[(int64_t)b * {n_pre} + {row}] += {value};"
+        delay = "0"
+        if call.func == "deliver_delayed":
+            delay = f"sf_min_i(sf_max_i({args[1][0]}, 0), {proj.max_dendritic_delay})"
+        slot = f"sf_mod(S->step + {delay}, {depth})"
+        return (f"{ring}[({slot} * {prog.batch} + b) * (int64_t){n_post} + {post}] += {value};")
+
+    return deliver
+
+
+def synapse_block(prog, proj, field: str, row: str, pos: str, post: str, vi: str | None):
+    el = Element(prog, proj.name, synapse_names(prog, proj, row, post, vi), c1=row, c2=pos,
+                 deliver=delivery(prog, proj, row, post))
+    body = block(el, [(field, proj.weight_update.parsed[field])])
+    return ["{", *indent(body + el.stores()), "}"]
+
+
+def event_rounds(prog, pop: str, lag: str, inner: list[str], index: str) -> list[str]:
+    """Loop over event rounds, batch and spiking neurons of ``pop`` at step - lag."""
+    net = prog.network
+    size = net.population(pop).size
+    depth = spike_depth(net, pop)
+    counts = prog.ptr(f"spikes:{pop}")
+    return [f"const int32_t *cnt = {counts} + sf_mod(S->step - {lag}, {depth}) * "
+            f"{prog.batch * size}LL;",
+            "int32_t rounds = 0;",
+            f"for (int64_t k = 0; k < {prog.batch * size}; k++) rounds = sf_max_i(rounds, cnt[k]);",
+            "for (int32_t r = 0; r < rounds; r++) {",
+            f"    for (int32_t b = 0; b < {prog.batch}; b++) {{",
+            f"        for (int32_t {index} = 0; {index} < {size}; {index}++) {{",
+            f"            if (cnt[(int64_t)b * {size} + {index}] <= r) continue;",
+            *indent(inner, 3), "        }", "    }", "}"]
+
+
+def presynaptic(prog, proj) -> list[str]:
+    if not proj.weight_update.parsed["pre_spike"]:
+        return []
+    if proj.connectivity.procedural:
+        inner = procedural_row(prog, proj)
+    else:
+        rp, post, vidx = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post", "vidx"))
+        inner = [f"for (int64_t s = {rp}[i]; s < {rp}[i + 1]; s++) {{",
+                 f"    const int32_t j = {post}[s];",
+                 f"    const int64_t pos = s - {rp}[i];",
+                 f"    const int32_t vi = {vidx}[s];",
+                 *indent(synapse_block(prog, proj, "pre_spike", "i", "pos", "j", "vi")), "}"]
+    return event_rounds(prog, proj.pre, str(1 + proj.delay), inner, "i")
+
+
+def postsynaptic_spikes(prog, proj) -> list[str]:
+    if not needs_columns(proj):
+        return []
+    cp, cs, pre, rp, vidx = (prog.ptr(f"{k}:{proj.name}")
+                             for k in ("colptr", "colsyn", "pre", "rowptr", "vidx"))
+    inner = [f"for (int64_t c = {cp}[j]; c < {cp}[j + 1]; c++) {{",
+             f"    const int32_t s = {cs}[c];",
+             f"    const int32_t i = {pre}[s];",
+             f"    const int64_t pos = s - {rp}[i];",
+             f"    const int32_t vi = {vidx}[s];",
+             *indent(synapse_block(prog, proj, "post_spike", "i", "pos", "j", "vi")), "}"]
+    return event_rounds(prog, proj.post, "1", inner, "j")
+
+
+def synapse_dynamics(prog, proj) -> list[str]:
+    if not proj.weight_update.parsed["synapse_dynamics"]:
+        return []
+    rp, post, vidx = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post", "vidx"))
+    n_pre = prog.network.population(proj.pre).size
+    inner = [f"for (int64_t s = {rp}[i]; s < {rp}[i + 1]; s++) {{",
+             f"    const int32_t j = {post}[s];",
+             f"    const int64_t pos = s - {rp}[i];",
+             f"    const int32_t vi = {vidx}[s];",
+             *indent(synapse_block(prog, proj, "synapse_dynamics", "i", "pos", "j", "vi")), "}"]
+    return batch_loop(prog, n_pre, inner)
+
+
+# procedural connectivity ------------------------------------------------------------
+def procedural_row(prog, proj) -> list[str]:
+    """Regenerate row i exactly as core/connectivity.py generates it."""
+    net = prog.network
+    conn = proj.connectivity
+    pre, tgt = net.population(proj.pre), net.population(proj.post)
+    key = f"0x{stream_id(proj.name + '.connectivity'):08x}u"
+    body = synapse_block(prog, proj, "pre_spike", "i", "pos", "j", None)
+    exclude = pre is tgt and not conn.autapses
+    if type(conn).__name__ == "FixedProbability":
+        threshold = min(int(float(conn.p) * 2**32), 2**32)
+        skip = " || j == i" if exclude else ""
+        return ["int64_t pos = 0;", "sf_words w = {{0, 0, 0, 0}};",
+                f"for (int32_t j = 0; j < {tgt.size}; j++) {{",
+                f"    if ((j & 3) == 0) w = sf_philox(0u, (uint32_t)i, (uint32_t)(j >> 2), 0u, "
+                f"S->seed, {key});",
+                f"    if (!((uint64_t)w.w[j & 3] < {threshold}ULL){skip}) continue;",
+                *indent(body), "    pos++;", "}"]
+    choices = tgt.size - 1 if exclude else tgt.size
+    shift = "    j += (j >= i);" if exclude else ""
+    return [f"for (int64_t pos = 0; pos < {conn.n}; pos++) {{",
+            f"    const sf_words w = sf_philox(0u, (uint32_t)i, (uint32_t)(pos >> 2), 0u, "
+            f"S->seed, {key});",
+            f"    int32_t j = (int32_t)sf_uniform_int(w.w[pos & 3], {max(choices, 1)}u);",
+            *([shift] if shift else []), *indent(body), "}"]
+
+
+def procedural_vars(prog, proj, row: str) -> dict:
+    out = {}
+    for var in proj.weight_update.vars:
+        stream = f"0x{stream_id(f'{proj.name}.{var.name}.init'):08x}u"
+        batch = "b" if var.batched else "0"
+        value = init_expr(proj.wu_init[var.name], stream, row, "pos", batch)
+        out[var.name] = Binding(var.type, f"(({prog.ctype(var.type)})({value}))")
+    return out
+
+
+def init_expr(init, stream: str, c1: str, c2: str, batch: str) -> str:
+    """C expression (double) of an initialiser drawn at counter (attempt 0, c1, c2, batch<<8)."""
+    args = f"S->seed, {stream}, (uint32_t)({c1}), (uint32_t)({c2}), (uint32_t){batch} << 8"
+    if isinstance(init, Constant):
+        return float(init.value).hex()
+    if isinstance(init, Uniform):
+        return f"sf_init_uniform({args}, {float(init.low).hex()}, " \
+               f"{float(init.high - init.low).hex()})"
+    if isinstance(init, Normal):
+        return f"sf_init_normal({args}, {float(init.mean).hex()}, {float(init.sd).hex()})"
+    if isinstance(init, Exponential):
+        return f"sf_init_exponential({args}, {float(init.scale).hex()})"
+    if isinstance(init, NormalClipped):
+        return (f"sf_init_normal_clipped({args}, {float(init.mean).hex()}, {float(init.sd).hex()}, "
+                f"{_double(init.low)}, {_double(init.high)})")
+    raise NotImplementedError(f"initialiser {type(init).__name__} in generated code")
+
+
+def _double(value: float) -> str:
+    if value == float("inf"):
+        return "INFINITY"
+    if value == float("-inf"):
+        return "(-INFINITY)"
+    return float(value).hex()
+
+
+# phase 5 -------------------------------------------------------------------------------
+def postsynaptic_model(prog, proj) -> list[str]:
+    net = prog.network
+    ps, tgt = proj.postsynaptic, net.population(proj.post)
+    ring = prog.ptr(f"inring:{proj.name}")
+    depth = proj.max_dendritic_delay + 1
+    names = {**params(prog, prog.prepared.params[proj.name]),
+             **params(prog, prog.prepared.ps_params[proj.name]), **builtins(prog),
+             **vars_of(prog, proj.post, tgt.model.vars, tgt.size, "i", False, "_post"),
+             **vars_of(prog, proj.name, ps.vars, tgt.size, "i", True)}
+    slot = f"(sf_mod(S->step, {depth}) * {prog.batch} + b) * (int64_t){tgt.size} + i"
+    names["inp"] = Binding("float", f"{ring}[{slot}]")
+    el = Element(prog, proj.name, names, c1="i")
+    current = ps.parsed["current"]
+    body = block(el, [("code", ps.parsed["code"])], [current])
+    target = prog.ptr(f"input:{tgt.name}.{proj.target}")
+    body.append(f"{target}[(int64_t)b * {tgt.size} + i] += {el.expr('current', current, 'float')};")
+    body += el.stores() + [f"{ring}[{slot}] = 0;"]
+    return batch_loop(prog, tgt.size, ["{", *indent(body), "}"])
+
+
+# phase 6 ----------------------------------------------------------------------------------
+def neurons(prog, pop: Population) -> list[str]:
+    model, n = pop.model, pop.size
+    names = {**params(prog, prog.prepared.params[pop.name]), **builtins(prog),
+             **vars_of(prog, pop.name, model.vars, n, "i", True)}
+    for name in ("i_syn", *model.inputs):
+        names[name] = Binding("float", f"{prog.ptr(f'input:{pop.name}.{name}')}[(int64_t)b * {n} + i]")
+    el = Element(prog, pop.name, names, c1="i")
+    parsed = model.parsed
+    body = block(el, [("sim", parsed["sim"])], [parsed["threshold"], parsed["events"],
+                                                 parsed["reset"]])
+    body += ["int32_t k = 0;", *event_count(prog, pop, el)]
+    reset = el.code("reset", parsed["reset"])
+    if reset:
+        body += ["if (k > 0) {", *indent(reset), "}"]
+    body += el.stores()
+    depth = spike_depth(prog.network, pop.name)
+    counts = prog.ptr(f"spikes:{pop.name}")
+    body.append(f"{counts}[(sf_mod(S->step, {depth}) * {prog.batch} + b) * (int64_t){n} + i] = k;")
+    if pop.name in prog.record_spikes:
+        rec = prog.ptr(f"rec_spikes:{pop.name}")
+        body.append(f"{rec}[((int64_t)S->rec_row * {prog.batch} + b) * {n} + i] = (uint8_t)k;")
+    lines = ["{", *indent(body), "}"]
+    for proj in prog.network.projections:
+        for side in ("pre", "post"):
+            if getattr(proj, side) == pop.name:
+                lines += trace_block(prog, proj, side, pop)
+    return batch_loop(prog, n, lines)
+
+
+def event_count(prog, pop, el: Element) -> list[str]:
+    parsed, n = pop.model.parsed, pop.size
+    if pop.model.native == "spike_source_array":
+        off, steps, nxt = (prog.ptr(f"{k}:{pop.name}") for k in ("ssa_off", "ssa_steps", "ssa_next"))
+        return [f"const int64_t e = (int64_t)b * {n} + i;",
+                f"int64_t p = {nxt}[e];",
+                f"while (p < {off}[e + 1] && {steps}[p] <= S->step) {{",
+                f"    k += {steps}[p] == S->step;", "    p++;", "}",
+                f"{nxt}[e] = p;", "k = sf_min_i(k, 255);"]
+    if parsed["threshold"] is not None:
+        return [f"k = {el.expr('threshold', parsed['threshold'], 'bool')} ? 1 : 0;"]
+    if parsed["events"] is not None:
+        return [f"k = sf_min_i(sf_max_i({el.expr('events', parsed['events'], 'int')}, 0), 255);"]
+    return []
+
+
+def trace_block(prog, proj, side: str, pop) -> list[str]:
+    wu = proj.weight_update
+    variables = getattr(wu, f"{side}_vars")
+    dynamics, spike = wu.parsed[f"{side}_dynamics"], wu.parsed[f"{side}_spike_trace"]
+    if not (dynamics or spike):
+        return []
+    names = {**params(prog, prog.prepared.params[proj.name]), **builtins(prog),
+             **vars_of(prog, proj.name, variables, pop.size, "i", True),
+             **vars_of(prog, pop.name, pop.model.vars, pop.size, "i", False, f"_{side}")}
+    el = Element(prog, proj.name, names, c1="i")
+    body = block(el, [(f"{side}_dynamics", dynamics)], [spike])
+    spike_code = el.code(f"{side}_spike_trace", spike)
+    if spike_code:
+        body += ["if (k > 0) {", *indent(spike_code), "}"]
+    return ["{", *indent(body + el.stores()), "}"]
+
+
+def record_vars(prog) -> list[str]:
+    lines = []
+    for var in prog.record_vars:
+        size = prog.prepared.state[var].size
+        src, dst = prog.ptr(f"state:{var}"), prog.ptr(f"rec_var:{var}")
+        lines.append(f"memcpy({dst} + (int64_t)S->rec_row * {size}, {src}, "
+                     f"{size} * sizeof(*{src}));")
+    return lines
+
+
+# custom updates --------------------------------------------------------------------------
+from .custom import custom_update  # noqa: E402  (kept in its own module)
+
+__all__ = ["custom_update", "inputs", "neurons", "postsynaptic_model", "postsynaptic_spikes",
+           "presynaptic", "record_vars", "synapse_dynamics"]

@@ -1,0 +1,118 @@
+"""Memory layout of a network for the C-style backends (pure: IR -> buffer list).
+
+Every array the generated code touches is allocated by the host runtime with
+this layout and passed by pointer, so generated code never allocates:
+
+========================  ===========================  =========================
+key                       shape                        meaning
+========================  ===========================  =========================
+``state:<node>.<var>``    (batch, n) or (n,)           model state (prepare())
+``input:<pop>.<name>``    (batch, n)                   i_syn and extra inputs
+``spikes:<pop>``          (depth, batch, n) int32      event counts, ring over steps
+``inring:<proj>``         (max_dd + 1, batch, n_post)  delivered input ring
+``rowptr/post/vidx:<p>``  CSR of stored connectivity   (int64 / int32 / int32)
+``colptr/colsyn/pre:<p>`` CSC view for post_spike      (int64 / int32 / int32)
+``ssa_off/steps/next:``   spike-source array schedule  (int64)
+``rec_spikes:<pop>``      (chunk, batch, n) uint8      recorded counts per step
+``rec_var:<node>.<var>``  (chunk, ...)                 recorded values per step
+========================  ===========================  =========================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_RECORD_BYTES = 64 << 20
+MAX_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Buffer:
+    key: str
+    dtype: np.dtype
+    shape: tuple
+
+    @property
+    def cname(self) -> str:
+        return "b_" + "".join(c if c.isalnum() else "_" for c in self.key)
+
+
+def spike_depth(network, pop: str) -> int:
+    return max([1] + [p.delay + 1 for p in network.projections if p.pre == pop])
+
+
+def needs_columns(proj) -> bool:
+    return bool(proj.weight_update.parsed["post_spike"])
+
+
+def record_chunk(network, record_spikes, record_vars, prepared) -> int:
+    batch = network.batch_size
+    per_step = sum(batch * network.population(p).size for p in record_spikes)
+    per_step += sum(prepared.state[v].nbytes for v in record_vars)
+    return int(max(1, min(MAX_CHUNK, MAX_RECORD_BYTES // max(per_step, 1))))
+
+
+def layout(prepared, record_spikes=(), record_vars=()) -> tuple[list[Buffer], int]:
+    """The buffers of a prepared network and the recording chunk (steps)."""
+    net, batch = prepared.network, prepared.network.batch_size
+    scalar = np.dtype(prepared.dtype)
+    out = [Buffer(f"state:{k}", v.dtype, v.shape) for k, v in prepared.state.items()]
+    for pop in net.populations:
+        for name in ("i_syn", *pop.model.inputs):
+            out.append(Buffer(f"input:{pop.name}.{name}", scalar, (batch, pop.size)))
+        out.append(Buffer(f"spikes:{pop.name}", np.dtype(np.int32),
+                          (spike_depth(net, pop.name), batch, pop.size)))
+        if pop.name in prepared.spike_steps:
+            offsets, steps = prepared.spike_steps[pop.name]
+            out += [Buffer(f"ssa_off:{pop.name}", np.dtype(np.int64), offsets.shape),
+                    Buffer(f"ssa_steps:{pop.name}", np.dtype(np.int64), steps.shape),
+                    Buffer(f"ssa_next:{pop.name}", np.dtype(np.int64), (len(offsets) - 1,))]
+    for proj in net.projections:
+        n_post = net.population(proj.post).size
+        out.append(Buffer(f"inring:{proj.name}", scalar,
+                          (proj.max_dendritic_delay + 1, batch, n_post)))
+        syn = prepared.synapses.get(proj.name)
+        if syn is None:
+            continue
+        out += [Buffer(f"rowptr:{proj.name}", np.dtype(np.int64), syn.row_ptr.shape),
+                Buffer(f"post:{proj.name}", np.dtype(np.int32), syn.post.shape),
+                Buffer(f"vidx:{proj.name}", np.dtype(np.int32), syn.var_index.shape)]
+        if needs_columns(proj):
+            out += [Buffer(f"colptr:{proj.name}", np.dtype(np.int64), (n_post + 1,)),
+                    Buffer(f"colsyn:{proj.name}", np.dtype(np.int32), syn.post.shape),
+                    Buffer(f"pre:{proj.name}", np.dtype(np.int32), syn.post.shape)]
+    chunk = record_chunk(net, record_spikes, record_vars, prepared)
+    for pop in record_spikes:
+        out.append(Buffer(f"rec_spikes:{pop}", np.dtype(np.uint8),
+                          (chunk, batch, net.population(pop).size)))
+    for var in record_vars:
+        value = prepared.state[var]
+        out.append(Buffer(f"rec_var:{var}", value.dtype, (chunk, *value.shape)))
+    return out, chunk
+
+
+def initial_values(prepared, buffers: list[Buffer]) -> dict[str, np.ndarray]:
+    """Host arrays for every buffer, filled with their initial contents."""
+    arrays = {}
+    for buf in buffers:
+        kind, _, name = buf.key.partition(":")
+        arrays[buf.key] = np.zeros(buf.shape, dtype=buf.dtype)
+        if kind == "state":
+            arrays[buf.key][...] = prepared.state[name]
+    for proj, syn in prepared.synapses.items():
+        arrays[f"rowptr:{proj}"][...] = syn.row_ptr
+        arrays[f"post:{proj}"][...] = syn.post
+        arrays[f"vidx:{proj}"][...] = syn.var_index
+        if f"colptr:{proj}" in arrays:
+            order = np.argsort(syn.post, kind="stable")
+            counts = np.bincount(syn.post, minlength=len(arrays[f"colptr:{proj}"]) - 1)
+            arrays[f"colptr:{proj}"][...] = np.concatenate([[0], np.cumsum(counts)])
+            arrays[f"colsyn:{proj}"][...] = order
+            arrays[f"pre:{proj}"][...] = syn.pre
+    for pop, (offsets, steps) in prepared.spike_steps.items():
+        arrays[f"ssa_off:{pop}"][...] = offsets
+        arrays[f"ssa_steps:{pop}"][...] = steps
+        arrays[f"ssa_next:{pop}"][...] = offsets[:-1]
+    return arrays

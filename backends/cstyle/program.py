@@ -1,0 +1,121 @@
+"""The kernel skeletons: one C-style translation unit per network.
+
+The generated ``sf_step`` runs the phases of docs/semantics.md in order, with
+loops that visit elements in the reference's order (batch, then neuron or
+CSR synapse), so deliveries to one target are summed in the same order as
+in NumPy. Dialects change spellings and loop annotations, not structure.
+"""
+
+from __future__ import annotations
+
+from spikeforge.philox import stream_id
+
+from . import kernels as K
+from .elements import indent
+from .layout import layout
+from .render import HELPERS
+
+STATE_FIELDS = ("uint32_t seed", "uint32_t rng_step", "int64_t step", "int32_t rec_row")
+
+
+class Program:
+    """Renders the translation unit of a prepared network (pure: no I/O)."""
+
+    def __init__(self, prepared, dialect, record_spikes=(), record_vars=()):
+        self.prepared, self.network = prepared, prepared.network
+        self.dialect = dialect
+        self.precision = self.network.precision
+        self.batch = self.network.batch_size
+        self.record_spikes, self.record_vars = tuple(record_spikes), tuple(record_vars)
+        self.buffers, self.chunk = layout(prepared, self.record_spikes, self.record_vars)
+        self.by_key = {b.key: b for b in self.buffers}
+
+    # spellings --------------------------------------------------------------------
+    def ctype(self, kind: str) -> str:
+        return {"float": self.dialect.float_type(self.precision), "int": "int32_t",
+                "bool": "int"}[kind]
+
+    def literal(self, value: float) -> str:
+        return self.dialect.float_literal(value, self.precision)
+
+    def ptr(self, key: str) -> str:
+        return f"S->{self.by_key[key].cname}"
+
+    def draw(self, call, args, counter: str):
+        scalar = self.ctype("float")
+        if call.func == "uniform":
+            return f"(({scalar})sf_uniform({counter}.w[0]))", "float"
+        if call.func == "normal":
+            return f"(({scalar})sf_normal_words({counter}))", "float"
+        if call.func == "exponential":
+            return f"(({scalar})sf_exponential({counter}.w[0]))", "float"
+        lam = f"(double)({args[0][0]})"
+        return f"sf_poisson({counter}.w[0], {lam})", "int"
+
+    # the unit ---------------------------------------------------------------------
+    def struct(self) -> list[str]:
+        ctypes = {"float32": "float", "float64": "double", "int32": "int32_t",
+                  "int64": "int64_t", "uint8": "uint8_t"}
+        lines = ["typedef struct {"] + [f"    {f};" for f in STATE_FIELDS]
+        for buf in self.buffers:
+            lines.append(f"    {ctypes[buf.dtype.name]} *{buf.cname};  /* {buf.key} {buf.shape} */")
+        return lines + ["} sf_state;"]
+
+    def render(self) -> str:
+        d = self.dialect
+        parts = [d.prelude, '#include "philox.h"',
+                 f"{d.fn_qualifier} double sf_normal_words(sf_words w) "
+                 "{ return sf_normal(w.w[0], w.w[1]); }",
+                 HELPERS.format(q=d.fn_qualifier),
+                 f"{d.fn_qualifier} int64_t sf_mod(int64_t a, int64_t n) "
+                 "{ int64_t r = a % n; return r < 0 ? r + n : r; }",
+                 "\n".join(self.struct())]
+        steps = []
+        for name, body in self.functions():
+            parts.append("\n".join([f"static void {name}(sf_state *S)", "{", *indent(body), "}"]))
+            steps.append(name)
+        parts.append(self.step_function(steps))
+        parts += [self.custom_update_function(cu) for cu in self.network.custom_updates]
+        return "\n\n".join(parts) + "\n"
+
+    def functions(self):
+        """(name, body lines) of every phase function, in step order."""
+        net = self.network
+        yield "sf_inputs", K.inputs(self)
+        for stage, render in (("pre", K.presynaptic), ("post", K.postsynaptic_spikes),
+                              ("dyn", K.synapse_dynamics), ("psm", K.postsynaptic_model)):
+            for index, proj in enumerate(net.projections):
+                body = render(self, proj)
+                if body:
+                    yield f"sf_{stage}_{index}", body
+        for index, pop in enumerate(net.populations):
+            yield f"sf_neurons_{index}", K.neurons(self, pop)
+        for index, cu in enumerate(net.custom_updates):
+            if cu.every_step:
+                yield f"sf_every_{index}", [f"sf_cu_{index}(S);"]
+        if self.record_vars:
+            yield "sf_record_vars", K.record_vars(self)
+
+    def step_function(self, phases) -> str:
+        proto = [f"void sf_cu_{i}(sf_state *S);" for i, _ in enumerate(self.network.custom_updates)]
+        body = [f"    {name}(S);" for name in phases]
+        return "\n".join(proto + [
+            "void sf_run(sf_state *S, int32_t n_steps)", "{",
+            "    for (int32_t k = 0; k < n_steps; k++) {", "        S->rec_row = k;",
+            *indent(body, 1), "        S->step++;", "        S->rng_step++;", "    }", "}"])
+
+    def custom_update_function(self, cu) -> str:
+        index = self.network.custom_updates.index(cu)
+        body = K.custom_update(self, cu)
+        return "\n".join([f"void sf_cu_{index}(sf_state *S)", "{", *indent(body), "}"])
+
+    def exports(self) -> str:
+        """Declarations the runtime hands to cffi."""
+        lines = self.struct()
+        lines.append("void sf_run(sf_state *S, int32_t n_steps);")
+        lines += [f"void sf_cu_{i}(sf_state *S);" for i, _ in enumerate(self.network.custom_updates)]
+        return "\n".join(lines)
+
+
+def stream_literal(name: str) -> str:
+    return f"0x{stream_id(name):08x}u"
