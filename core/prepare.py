@@ -115,7 +115,7 @@ def _prepare_projection(prep: Prepared, proj: Projection, seed: int):
 
 
 def _store(prep: Prepared, key: str, var, values: np.ndarray):
-    prep.state[key] = values.astype(prep.var_dtype(var.type))
+    prep.state[key] = np.ascontiguousarray(values, dtype=prep.var_dtype(var.type))
     prep.types[key] = var.type
 
 

@@ -26,7 +26,7 @@ class Simulation:
     def __init__(self, network: Network, record_spikes=None, record_vars=()):
         self.network = network
         self.prepared: Prepared = prepare(network)
-        self.state = {k: np.array(v) for k, v in self.prepared.state.items()}
+        self.state = {k: np.array(v, order="C") for k, v in self.prepared.state.items()}
         self.step = 0  # steps since build or reset (t = step * dt)
         self.rng_step = 0  # Philox counter word c0: never rewound by reset()
         self.seed = network.seed
@@ -132,9 +132,12 @@ class Simulation:
             self.seed = seed
             self.prepared = prepare(self.network, seed)
             self.rng_step = 0
-        for key, value in self.prepared.state.items():
-            self.state[key][...] = value
-            self._push(key)
+            self.state = {k: np.array(v, order="C") for k, v in self.prepared.state.items()}
+            self._rebuild()
+        else:
+            for key, value in self.prepared.state.items():
+                self.state[key][...] = value
+                self._push(key)
         self.step = 0
         self._reset_buffers()
         self._clear_recordings()
@@ -185,6 +188,25 @@ class Simulation:
             self._spike_log[pop].append((np.full(k.sum(), step, dtype=np.int64),
                                          np.repeat(i, k), np.repeat(b, k)))
 
+    def _record_spike_block(self, pop: str, first_step: int, counts: np.ndarray) -> None:
+        """counts: (steps, batch, n) events of ``pop`` from ``first_step`` on."""
+        if pop in self._spike_log:
+            s, b, i = np.nonzero(counts)
+            k = counts[s, b, i].astype(np.int64)
+            self._spike_log[pop].append((np.repeat(s + first_step, k).astype(np.int64),
+                                         np.repeat(i, k), np.repeat(b, k)))
+
+    def _record_var_block(self, first_step: int, values: dict) -> None:
+        """values: var -> (steps, ...) recorded at the end of each step."""
+        if self.record_vars:
+            steps = len(next(iter(values.values())))
+            self._var_steps.extend(range(first_step, first_step + steps))
+            for name in self.record_vars:
+                block = values[name]
+                if block.ndim == 3 and self.network.batch_size == 1:
+                    block = block[:, 0]
+                self._var_log[name].extend(np.array(block))
+
     def _record_vars(self, step: int) -> None:
         if self.record_vars:
             self._var_steps.append(step)
@@ -198,6 +220,9 @@ class Simulation:
 
     def _push(self, name: str) -> None:
         pass
+
+    def _rebuild(self) -> None:
+        """Reseeded: ``self.prepared``/``self.state`` are new (sizes may differ)."""
 
     def _reset_buffers(self) -> None:
         raise NotImplementedError

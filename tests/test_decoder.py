@@ -87,8 +87,8 @@ def test_decoder_sparse(backend, probe_model, delay):
     np.testing.assert_array_equal(inputs, _expected_inputs(_decoder_matrix(), delay, n_steps))
     _check_decoder(inputs, delay)
     got_pre, got_post = sim.connectivity("proj")
-    assert sorted(zip(got_pre.tolist(), got_post.tolist())) == sorted(zip(pre.tolist(),
-                                                                          post.tolist()))
+    assert sorted(zip(got_pre.tolist(), got_post.tolist(), strict=True)) == sorted(
+        zip(pre.tolist(), post.tolist(), strict=True))
 
 
 @pytest.mark.parametrize("delay", [0, 4])
@@ -228,7 +228,7 @@ def test_procedural_equals_stored(backend, probe_model, stored, procedural):
     weights = sf.Uniform(0.5, 1.5)  # regenerated per synapse from the same init stream
     sim_s, in_s = _run_probe(backend, _random_net(probe_model, stored, weights), n_steps)
     sim_p, in_p = _run_probe(backend, _random_net(probe_model, procedural, weights), n_steps)
-    for got, want in zip(sim_p.connectivity("proj"), sim_s.connectivity("proj")):
+    for got, want in zip(sim_p.connectivity("proj"), sim_s.connectivity("proj"), strict=True):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(in_p, in_s, rtol=1e-6, atol=0)
     # the stored inputs equal the read-back weights summed per (pre, post)

@@ -68,7 +68,7 @@ def test_spike_source_array_rounds_to_nearest_step(backend):
     sim = net.build(backend=backend)
     sim.run(steps=15)
     times, ids = sim.spikes("src")
-    got = sorted(zip(np.rint(times / DT).astype(int).tolist(), ids.tolist()))
+    got = sorted(zip(np.rint(times / DT).astype(int).tolist(), ids.tolist(), strict=True))
     assert got == [(0, 1), (3, 0), (4, 0), (10, 1), (10, 2)]
 
 
@@ -148,7 +148,7 @@ def test_neuron_spike_chain(backend, probe_model, delay):
     net.connect("A", "probe", sf.OneToOne(), w=1.0, delay=delay)
     sim = net.build(backend=backend, record_vars=["probe.x", "A.v"])
     sim.run(steps=15)
-    times, ids = sim.spikes("A")
+    times, _ = sim.spikes("A")
     np.testing.assert_array_equal(np.rint(times / DT), [5])
     np.testing.assert_array_equal(_input_per_step(sim, "probe.x"), _expected(15, {6 + delay: 1.0}))
     _, v = sim.trace("A.v")
@@ -165,7 +165,7 @@ def test_initial_state_spike_at_step_zero(backend, probe_model):
     sim.run(steps=10)
     times, ids = sim.spikes("A")
     steps = np.rint(times / DT).astype(int)
-    assert list(zip(steps.tolist(), ids.tolist())) == [(s, 0) for s in range(5)]
+    assert list(zip(steps.tolist(), ids.tolist(), strict=True)) == [(s, 0) for s in range(5)]
     want = np.zeros((10, 2))
     want[1:6, 0] = 1.0
     np.testing.assert_array_equal(_input_per_step(sim, "probe.x"), want)

@@ -52,20 +52,18 @@ def custom_update(prog, cu) -> list[str]:
         names[local] = _ref_binding(prog, cu, ref, n, local in written)
         if local in written and not names[local].store:
             shared_written.append(local)
+            names[local] = Binding(names[local].kind, names[local].load, mutable=True)
     for name, red in cu.reductions.items():
-        names[name] = Binding("float", IDENTITY[red.op])
-        names[name] = Binding("float", IDENTITY[red.op], False)
+        names[name] = Binding("float", IDENTITY[red.op], mutable=True)
     el = Element(prog, cu.name, names, c1="e")
     body = el.declare([cu.parsed]) + el.code("code", cu.parsed) + el.stores()
     body += [f"if (b == 0) sh_{x} = u_{x};" for x in shared_written]
     body += [_fold(prog, cu, name, red) for name, red in cu.reductions.items()]
-    scalar = prog.ctype("float")
     lines = [f"{_init_output(prog, cu, name, red, n)}" for name, red in cu.reductions.items()]
     loop = [f"{prog.ctype(names[x].kind)} sh_{x} = 0;" for x in shared_written]
     loop += [f"for (int32_t b = 0; b < {prog.batch}; b++) {{", "    {", *indent(body, 2), "    }",
              "}"]
     loop += [f"{names[x].load} = sh_{x};" for x in shared_written]
-    del scalar
     return lines + [f"for (int64_t e = 0; e < {n}; e++) {{", *indent(loop), "}"]
 
 

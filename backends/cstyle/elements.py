@@ -21,7 +21,8 @@ from .render import Renderer, mangle
 class Binding:
     kind: str  # 'float' | 'int' | 'bool'
     load: str  # C expression (an lvalue for stored names)
-    store: bool = False
+    store: bool = False  # written back after the code
+    mutable: bool = False  # assignable local that is not written back
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Element:
         for name in sorted(used & set(self.names) - self.declared):
             bind = self.names[name]
             ctype = self.program.ctype(bind.kind)
-            const = "" if bind.store else "const "
+            const = "" if bind.store or bind.mutable else "const "
             lines.append(f"{const}{ctype} {mangle(name)} = {bind.load};")
             self.declared.add(name)
         return lines

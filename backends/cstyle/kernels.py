@@ -273,7 +273,7 @@ def neurons(prog, pop: Population) -> list[str]:
     parsed = model.parsed
     body = block(el, [("sim", parsed["sim"])], [parsed["threshold"], parsed["events"],
                                                  parsed["reset"]])
-    body += ["int32_t k = 0;", *event_count(prog, pop, el)]
+    body += event_count(prog, pop, el)
     reset = el.code("reset", parsed["reset"])
     if reset:
         body += ["if (k > 0) {", *indent(reset), "}"]
@@ -284,7 +284,7 @@ def neurons(prog, pop: Population) -> list[str]:
     if pop.name in prog.record_spikes:
         rec = prog.ptr(f"rec_spikes:{pop.name}")
         body.append(f"{rec}[((int64_t)S->rec_row * {prog.batch} + b) * {n} + i] = (uint8_t)k;")
-    lines = ["{", *indent(body), "}"]
+    lines = ["int32_t k = 0;", "{", *indent(body), "}"]
     for proj in prog.network.projections:
         for side in ("pre", "post"):
             if getattr(proj, side) == pop.name:

@@ -66,4 +66,37 @@ SF_FN int32_t sf_poisson(uint32_t w, double lam)
     return k;
 }
 
+/* Initialisers, drawn at counter (attempt, c1, c2, c3) exactly as core/init.py. */
+SF_FN double sf_init_uniform(uint32_t seed, uint32_t stream, uint32_t c1, uint32_t c2,
+                             uint32_t c3, double low, double diff)
+{
+    return low + diff * sf_uniform(sf_philox(0u, c1, c2, c3, seed, stream).w[0]);
+}
+
+SF_FN double sf_init_normal(uint32_t seed, uint32_t stream, uint32_t c1, uint32_t c2,
+                            uint32_t c3, double mean, double sd)
+{
+    sf_words w = sf_philox(0u, c1, c2, c3, seed, stream);
+    return mean + sd * sf_normal(w.w[0], w.w[1]);
+}
+
+SF_FN double sf_init_exponential(uint32_t seed, uint32_t stream, uint32_t c1, uint32_t c2,
+                                 uint32_t c3, double scale)
+{
+    return scale * sf_exponential(sf_philox(0u, c1, c2, c3, seed, stream).w[0]);
+}
+
+/* Redrawn (c0 = attempt) while outside [low, high], 64 attempts, then clipped. */
+SF_FN double sf_init_normal_clipped(uint32_t seed, uint32_t stream, uint32_t c1, uint32_t c2,
+                                    uint32_t c3, double mean, double sd, double low, double high)
+{
+    double x = mean;
+    for (uint32_t attempt = 0; attempt < 64; attempt++) {
+        sf_words w = sf_philox(attempt, c1, c2, c3, seed, stream);
+        x = mean + sd * sf_normal(w.w[0], w.w[1]);
+        if (x >= low && x <= high) return x;
+    }
+    return x < low ? low : (x > high ? high : x);
+}
+
 #endif

@@ -69,7 +69,9 @@ class Program:
                  HELPERS.format(q=d.fn_qualifier),
                  f"{d.fn_qualifier} int64_t sf_mod(int64_t a, int64_t n) "
                  "{ int64_t r = a % n; return r < 0 ? r + n : r; }",
-                 "\n".join(self.struct())]
+                 "\n".join(self.struct()),
+                 "\n".join(f"void sf_cu_{i}(sf_state *S);"
+                           for i, _ in enumerate(self.network.custom_updates))]
         steps = []
         for name, body in self.functions():
             parts.append("\n".join([f"static void {name}(sf_state *S)", "{", *indent(body), "}"]))
@@ -97,9 +99,8 @@ class Program:
             yield "sf_record_vars", K.record_vars(self)
 
     def step_function(self, phases) -> str:
-        proto = [f"void sf_cu_{i}(sf_state *S);" for i, _ in enumerate(self.network.custom_updates)]
         body = [f"    {name}(S);" for name in phases]
-        return "\n".join(proto + [
+        return "\n".join([
             "void sf_run(sf_state *S, int32_t n_steps)", "{",
             "    for (int32_t k = 0; k < n_steps; k++) {", "        S->rec_row = k;",
             *indent(body, 1), "        S->step++;", "        S->rng_step++;", "    }", "}"])

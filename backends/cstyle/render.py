@@ -36,6 +36,7 @@ class Dialect:
     """Spellings of one C-like language; subclasses override class attributes."""
 
     name = "c"
+    prelude = "#include <stdint.h>\n#include <math.h>\n#include <string.h>"
     int_type = "int32_t"
     uint_type = "uint32_t"
     fn_qualifier = "static inline"

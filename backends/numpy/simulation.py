@@ -35,6 +35,9 @@ class NumpySimulation(Simulation):
         self._reset_buffers()
 
     # buffers --------------------------------------------------------------------
+    def _rebuild(self):
+        self._columns = {}
+
     def _reset_buffers(self):
         net, batch = self.network, self.network.batch_size
         depth = {p.name: 1 for p in net.populations}

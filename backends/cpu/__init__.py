@@ -1,0 +1,30 @@
+"""The cpu backend: generated C (one translation unit per network), compiled with
+the system C compiler (-O3, OpenMP when supported) and loaded through cffi."""
+
+from spikeforge.numerics import Fixed
+
+from . import runtime
+from .simulation import CpuSimulation
+
+
+class CpuBackend:
+    name = "cpu"
+
+    @staticmethod
+    def availability() -> tuple[bool, str]:
+        try:
+            runtime.compiler()
+        except runtime.CompilerNotFound as exc:
+            return False, str(exc)
+        return True, ""
+
+    @staticmethod
+    def build(network, record_spikes=None, record_vars=(), opt="-O3", openmp=True,
+              extra_flags=()) -> CpuSimulation:
+        if isinstance(network.precision, Fixed):
+            raise NotImplementedError(
+                "cpu backend: fixed-point precision is not implemented yet (see README 'Status')")
+        return CpuSimulation(network, record_spikes, record_vars, opt, openmp, extra_flags)
+
+
+__all__ = ["CpuBackend", "CpuSimulation"]

@@ -1,0 +1,8 @@
+"""The ``cpu`` dialect of the C-style emitter: plain C11 (OpenMP pragmas come
+from the skeleton when the compiler supports them)."""
+
+from spikeforge.backends.cstyle.render import Dialect
+
+
+class CpuDialect(Dialect):
+    name = "cpu"

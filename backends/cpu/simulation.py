@@ -1,0 +1,72 @@
+"""The cpu backend's runtime: host arrays, the compiled step, recordings.
+
+All arrays (state, scratch, connectivity, recording buffers) are NumPy arrays
+owned here and passed to the generated code by pointer; ``self.state``
+entries are the very arrays the C code updates, so get/set need no copies.
+"""
+
+from __future__ import annotations
+
+from spikeforge.backends.cstyle.layout import initial_values
+from spikeforge.backends.cstyle.program import Program
+from spikeforge.simulation import Simulation
+
+from . import runtime
+from .dialect import CpuDialect
+
+CTYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
+          "uint8": "uint8_t"}
+
+
+class CpuSimulation(Simulation):
+    backend = "cpu"
+
+    def __init__(self, network, record_spikes=None, record_vars=(), opt="-O3", openmp=True,
+                 extra_flags=()):
+        super().__init__(network, record_spikes, record_vars)
+        self.flags = runtime.flags(opt, openmp, tuple(extra_flags))
+        self._load()
+
+    def _load(self):
+        """Render, compile (cached), load, and bind every buffer."""
+        program = Program(self.prepared, CpuDialect(), self.record_spikes, self.record_vars)
+        self.program, self.source = program, program.render()
+        self.library_path = runtime.build_library(self.source, self.flags)
+        self.ffi, self.lib = runtime.load(self.library_path, program.exports())
+        self.buffers = initial_values(self.prepared, program.buffers)
+        for key, array in self.state.items():
+            self.buffers[f"state:{key}"] = array
+        self.c = self.ffi.new("sf_state *")
+        for buf in program.buffers:
+            array = self.buffers[buf.key]
+            assert array.flags.c_contiguous and array.dtype == buf.dtype, (buf, array.shape, array.dtype, array.flags)
+            setattr(self.c, buf.cname, self.ffi.cast(CTYPES[buf.dtype.name] + " *",
+                                                     array.ctypes.data))
+        self.c.seed = self.seed
+
+    def _reset_buffers(self):
+        fresh = initial_values(self.prepared, self.program.buffers)
+        for key, array in self.buffers.items():
+            if not key.startswith("state:"):
+                array[...] = fresh[key]
+
+    def _rebuild(self):
+        self._load()
+
+    def _advance(self, n: int) -> None:
+        while n > 0:
+            k = min(n, self.program.chunk)
+            self.c.step, self.c.rng_step = self.step, self.rng_step
+            self.lib.sf_run(self.c, k)
+            for pop in self.record_spikes:
+                self._record_spike_block(pop, self.step, self.buffers[f"rec_spikes:{pop}"][:k])
+            if self.record_vars:
+                self._record_var_block(self.step, {v: self.buffers[f"rec_var:{v}"][:k]
+                                                   for v in self.record_vars})
+            self.step += k
+            self.rng_step += k
+            n -= k
+
+    def _custom_update(self, cu) -> None:
+        self.c.step, self.c.rng_step = self.step, self.rng_step
+        getattr(self.lib, f"sf_cu_{self.network.custom_updates.index(cu)}")(self.c)
