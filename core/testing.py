@@ -403,7 +403,7 @@ def _network(draw, cfg: _Config) -> Network:
 def _population(draw, ctx: _Ctx, name: str, index: int) -> None:
     cfg = ctx.cfg
     kinds = ["LIF", "IF", "LeakyIntegrator", "ALIF", "Izhikevich", "SpikeSourceArray",
-             *(["PoissonSource"] if cfg.allow_random_draws else []), "user"]
+             *(["PoissonSource"] if cfg.allow_random_draws else []), "user", "user"]
     kind = draw(st.sampled_from(kinds))
     sizes = st.integers(1, cfg.max_size)
     if ctx.pops:
@@ -445,11 +445,12 @@ def _spike_times(draw, size: int, batch: int, dt: float):
         return [sorted((rng.integers(0, SPIKE_STEPS, rng.integers(0, 4)) * dt).round(6).tolist())
                 for _ in range(size)]
 
-    per_batch = [one() for _ in range(batch if draw(st.booleans()) else 1)]
+    nested = draw(st.booleans())
+    per_batch = [one() for _ in range(batch if nested else 1)]
     # TODO(bug): the numpy backend crashes (IndexError in NumpySimulation._ssa_counts) on a
     # spike-source array with no spike time at all; until fixed, keep at least one.
     per_batch[0][0] = per_batch[0][0] or [0.0]
-    return per_batch if len(per_batch) > 1 else per_batch[0]
+    return per_batch if nested else per_batch[0]
 
 
 def _projection(draw, ctx: _Ctx, index: int) -> None:
@@ -522,7 +523,7 @@ def _connectivity(draw, pre: Population, post: Population, writes: bool, procedu
     n_pre, n_post, same = pre.size, post.size, pre.name == post.name
     geometries = () if writes else conv2d_geometries(n_pre, n_post)
     kinds = ["Dense", *(["OneToOne"] if n_pre == n_post else []), "Sparse", "FixedProbability",
-             "FixedNumberPost", "FixedTotalNumber", *(["Conv2D"] if geometries else [])]
+             "FixedNumberPost", "FixedTotalNumber", *(["Conv2D"] * 2 if geometries else [])]
     if post_spike:
         # TODO(bug): numpy post_spike phase crashes (synapses._expand on zero ranges) when every
         # spiking postsynaptic neuron lies above the highest connected target; until fixed,
@@ -542,7 +543,7 @@ def _connectivity(draw, pre: Population, post: Population, writes: bool, procedu
         return Sparse(row_ptr, rng.integers(0, n_post, int(row_ptr[-1])))
     if kind == "FixedTotalNumber":
         return FixedTotalNumber(draw(st.integers(0, min(n_pre * n_post + 2, 24))))
-    procedural = procedural_ok and draw(st.booleans())
+    procedural = procedural_ok and draw(st.integers(0, 3)) > 0
     autapses = not same or n_post < 2 or draw(st.booleans())
     if kind == "FixedProbability":
         return FixedProbability(draw(_num(0, 1)), procedural, autapses)
@@ -568,8 +569,11 @@ def _wu_init(draw, ctx: _Ctx, wu, conn, pre, post, scale: float, mdd: int) -> di
         shapes = _shapes(base, var.batched, ctx.batch)
         if var.type == "int":
             out[var.name] = _int_init(draw, mdd + 1, shapes)
+        elif shapes and draw(st.booleans()):  # arrays are common for weights
+            shape = draw(st.sampled_from(shapes))
+            out[var.name] = Values(_rng(draw).uniform(-0.5 * scale, scale, shape).round(3))
         else:
-            out[var.name] = _init(draw, -0.5 * scale, scale, shapes)
+            out[var.name] = _init(draw, -0.5 * scale, scale)
     for attr, pop in (("pre_vars", pre), ("post_vars", post)):
         for var in getattr(wu, attr):
             if draw(st.booleans()):

@@ -24,7 +24,7 @@ from spikeforge.testing import (conv2d_geometries, describe, features, networks,
 register_profiles()
 
 STEPS = 20
-COVERAGE_EXAMPLES = 200
+COVERAGE_EXAMPLES = 300
 
 
 def run_twice_comparable(net: sf.Network) -> tuple[dict, dict]:

@@ -20,11 +20,14 @@ class CpuBackend:
 
     @staticmethod
     def build(network, record_spikes=None, record_vars=(), opt="-O3", openmp=True,
-              extra_flags=()) -> CpuSimulation:
+              extra_flags=(), threads=None) -> CpuSimulation:
+        """Options: ``threads`` (OpenMP threads; default OMP_NUM_THREADS or all
+        cores), ``opt`` (optimisation flag), ``openmp``, ``extra_flags``."""
         if isinstance(network.precision, Fixed):
             raise NotImplementedError(
                 "cpu backend: fixed-point precision is not implemented yet (see README 'Status')")
-        return CpuSimulation(network, record_spikes, record_vars, opt, openmp, extra_flags)
+        return CpuSimulation(network, record_spikes, record_vars, opt, openmp, extra_flags,
+                             threads)
 
 
 __all__ = ["CpuBackend", "CpuSimulation"]

@@ -22,8 +22,11 @@ class CpuSimulation(Simulation):
     backend = "cpu"
 
     def __init__(self, network, record_spikes=None, record_vars=(), opt="-O3", openmp=True,
-                 extra_flags=()):
+                 extra_flags=(), threads=None):
         super().__init__(network, record_spikes, record_vars)
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"cpu backend: threads must be a positive int, got {threads!r}")
+        self.threads = threads
         self.flags = runtime.flags(opt, openmp, tuple(extra_flags))
         self._load()
 
@@ -57,6 +60,7 @@ class CpuSimulation(Simulation):
         while n > 0:
             k = min(n, self.program.chunk)
             self.c.step, self.c.rng_step = self.step, self.rng_step
+            self.lib.sf_set_threads(self.threads or 0)
             self.lib.sf_run(self.c, k)
             for pop in self.record_spikes:
                 self._record_spike_block(pop, self.step, self.buffers[f"rec_spikes:{pop}"][:k])

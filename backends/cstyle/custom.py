@@ -59,12 +59,16 @@ def custom_update(prog, cu) -> list[str]:
     body = el.declare([cu.parsed]) + el.code("code", cu.parsed) + el.stores()
     body += [f"if (b == 0) sh_{x} = u_{x};" for x in shared_written]
     body += [_fold(prog, cu, name, red) for name, red in cu.reductions.items()]
-    lines = [f"{_init_output(prog, cu, name, red, n)}" for name, red in cu.reductions.items()]
+    inits = [_init_output(prog, cu, name, red, n) for name, red in cu.reductions.items()]
     loop = [f"{prog.ctype(names[x].kind)} sh_{x} = 0;" for x in shared_written]
     loop += [f"for (int32_t b = 0; b < {prog.batch}; b++) {{", "    {", *indent(body, 2), "    }",
              "}"]
     loop += [f"{names[x].load} = sh_{x};" for x in shared_written]
-    return lines + [f"for (int64_t e = 0; e < {n}; e++) {{", *indent(loop), "}"]
+    loop = [f"for (int64_t e = 0; e < {n}; e++) {{", *indent(loop), "}"]
+    if any(red.over == "neurons" for red in cu.reductions.values()):
+        return ["SF_OMP(omp single)", "{", *indent(inits + loop), "}"]  # one order per sum
+    inits = ["SF_OMP(omp single)", "{", *indent(inits), "}"] if inits else []
+    return inits + ["SF_OMP(omp for schedule(static))", *loop]
 
 
 def _out(prog, cu, name, red) -> str:

@@ -38,8 +38,13 @@ def vars_of(prog, owner: str, variables, n: int, index: str, store: bool, suffix
             for v in variables}
 
 
-def batch_loop(prog, n: int, body: list[str], index: str = "i") -> list[str]:
-    return [f"for (int32_t b = 0; b < {prog.batch}; b++) {{",
+def batch_loop(prog, n: int, body: list[str], index: str = "i", parallel: bool = True):
+    """Loop over batch x elements; ``parallel`` when iterations touch only their own
+    element. The work-sharing loop has no barrier (the step places them between
+    phases); loops of equal size share one static schedule, so an element is
+    always updated by the same thread."""
+    pragma = ["SF_OMP(omp for collapse(2) schedule(static) nowait)"] if parallel else []
+    return pragma + [f"for (int32_t b = 0; b < {prog.batch}; b++) {{",
             f"    for (int32_t {index} = 0; {index} < {n}; {index}++) {{",
             *indent(body, 2), "    }", "}"]
 
@@ -57,8 +62,10 @@ def inputs(prog) -> list[str]:
     for pop in net.populations:
         for name in ("i_syn", *pop.model.inputs):
             size = prog.batch * pop.size
-            lines.append(f"for (int64_t k = 0; k < {size}; k++) "
-                         f"{prog.ptr(f'input:{pop.name}.{name}')}[k] = 0;")
+            lines += ["SF_OMP(omp for nowait schedule(static))",
+                      f"for (int64_t k = 0; k < {size}; k++) "
+                      f"{prog.ptr(f'input:{pop.name}.{name}')}[k] = 0;"]
+    lines.append("SF_OMP(omp barrier)")
     for source in net.current_sources:
         pop = net.population(source.target)
         model = source.model
@@ -74,6 +81,20 @@ def inputs(prog) -> list[str]:
 
 
 # phases 2-4: synapses -------------------------------------------------------------
+def owned(prog, proj, body: list[str], target: str) -> list[str]:
+    """Run ``body`` on every thread, each owning a fixed range [lo, hi) of the
+    targets; code that writes to the source (deliver_pre) runs on one thread.
+    Every target's sum therefore has one order, whatever the thread count."""
+    n_post = prog.network.population(proj.post).size
+    if proj.uses("deliver_pre"):
+        return ["SF_OMP(omp single)", "{", f"    const int64_t lo = 0, hi = {n_post};",
+                *indent(body), "}"]
+    return ["int64_t lo, hi;", f"sf_range({n_post}, &lo, &hi);", *body]
+
+
+OWN = "    if ({j} < lo || {j} >= hi) continue;"
+
+
 def synapse_names(prog, proj, row: str, post: str, vi: str | None) -> dict:
     net = prog.network
     wu = proj.weight_update
@@ -145,10 +166,12 @@ def presynaptic(prog, proj) -> list[str]:
         rp, post, vidx = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post", "vidx"))
         inner = [f"for (int64_t s = {rp}[i]; s < {rp}[i + 1]; s++) {{",
                  f"    const int32_t j = {post}[s];",
+                 OWN.format(j="j"),
                  f"    const int64_t pos = s - {rp}[i];",
                  f"    const int32_t vi = {vidx}[s];",
+                 "    (void)pos; (void)vi;",
                  *indent(synapse_block(prog, proj, "pre_spike", "i", "pos", "j", "vi")), "}"]
-    return event_rounds(prog, proj.pre, str(1 + proj.delay), inner, "i")
+    return owned(prog, proj, event_rounds(prog, proj.pre, str(1 + proj.delay), inner, "i"), "j")
 
 
 def postsynaptic_spikes(prog, proj) -> list[str]:
@@ -161,8 +184,10 @@ def postsynaptic_spikes(prog, proj) -> list[str]:
              f"    const int32_t i = {pre}[s];",
              f"    const int64_t pos = s - {rp}[i];",
              f"    const int32_t vi = {vidx}[s];",
+             "    (void)i; (void)pos; (void)vi;",
              *indent(synapse_block(prog, proj, "post_spike", "i", "pos", "j", "vi")), "}"]
-    return event_rounds(prog, proj.post, "1", inner, "j")
+    inner = [OWN.format(j="j").strip()] + inner
+    return owned(prog, proj, event_rounds(prog, proj.post, "1", inner, "j"), "j")
 
 
 def synapse_dynamics(prog, proj) -> list[str]:
@@ -172,10 +197,12 @@ def synapse_dynamics(prog, proj) -> list[str]:
     n_pre = prog.network.population(proj.pre).size
     inner = [f"for (int64_t s = {rp}[i]; s < {rp}[i + 1]; s++) {{",
              f"    const int32_t j = {post}[s];",
+             OWN.format(j="j"),
              f"    const int64_t pos = s - {rp}[i];",
              f"    const int32_t vi = {vidx}[s];",
+             "    (void)pos; (void)vi;",
              *indent(synapse_block(prog, proj, "synapse_dynamics", "i", "pos", "j", "vi")), "}"]
-    return batch_loop(prog, n_pre, inner)
+    return owned(prog, proj, batch_loop(prog, n_pre, inner, parallel=False), "j")
 
 
 # procedural connectivity ------------------------------------------------------------
@@ -195,6 +222,7 @@ def procedural_row(prog, proj) -> list[str]:
                 f"    if ((j & 3) == 0) w = sf_philox(0u, (uint32_t)i, (uint32_t)(j >> 2), 0u, "
                 f"S->seed, {key});",
                 f"    if (!((uint64_t)w.w[j & 3] < {threshold}ULL){skip}) continue;",
+                "    if (j < lo || j >= hi) { pos++; continue; }",
                 *indent(body), "    pos++;", "}"]
     choices = tgt.size - 1 if exclude else tgt.size
     shift = "    j += (j >= i);" if exclude else ""
@@ -202,7 +230,7 @@ def procedural_row(prog, proj) -> list[str]:
             f"    const sf_words w = sf_philox(0u, (uint32_t)i, (uint32_t)(pos >> 2), 0u, "
             f"S->seed, {key});",
             f"    int32_t j = (int32_t)sf_uniform_int(w.w[pos & 3], {max(choices, 1)}u);",
-            *([shift] if shift else []), *indent(body), "}"]
+            *([shift] if shift else []), OWN.format(j="j"), *indent(body), "}"]
 
 
 def procedural_vars(prog, proj, row: str) -> dict:
@@ -326,13 +354,13 @@ def trace_block(prog, proj, side: str, pop) -> list[str]:
 
 
 def record_vars(prog) -> list[str]:
-    lines = []
+    lines = ["SF_OMP(omp single)", "{"]
     for var in prog.record_vars:
         size = prog.prepared.state[var].size
         src, dst = prog.ptr(f"state:{var}"), prog.ptr(f"rec_var:{var}")
-        lines.append(f"memcpy({dst} + (int64_t)S->rec_row * {size}, {src}, "
+        lines.append(f"    memcpy({dst} + (int64_t)S->rec_row * {size}, {src}, "
                      f"{size} * sizeof(*{src}));")
-    return lines
+    return lines + ["}"]
 
 
 # custom updates --------------------------------------------------------------------------

@@ -15,6 +15,25 @@ from .elements import indent
 from .layout import layout
 from .render import HELPERS
 
+OPENMP = """\
+#ifdef _OPENMP
+#include <omp.h>
+#define SF_OMP(x) _Pragma(#x)
+#else
+#define SF_OMP(x)
+#endif"""
+RANGE = """\
+static inline void sf_range(int64_t n, int64_t *lo, int64_t *hi)
+{
+#ifdef _OPENMP
+    const int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
+#else
+    const int64_t t = 0, threads = 1;
+#endif
+    *lo = n * t / threads;
+    *hi = n * (t + 1) / threads;
+}"""
+
 STATE_FIELDS = ("uint32_t seed", "uint32_t rng_step", "int64_t step", "int32_t rec_row")
 
 
@@ -63,17 +82,21 @@ class Program:
 
     def render(self) -> str:
         d = self.dialect
-        parts = [d.prelude, '#include "philox.h"',
+        parts = [d.prelude, OPENMP, '#include "philox.h"',
                  f"{d.fn_qualifier} double sf_normal_words(sf_words w) "
                  "{ return sf_normal(w.w[0], w.w[1]); }",
                  HELPERS.format(q=d.fn_qualifier),
                  f"{d.fn_qualifier} int64_t sf_mod(int64_t a, int64_t n) "
-                 "{ int64_t r = a % n; return r < 0 ? r + n : r; }",
+                 "{ int64_t r = a % n; return r < 0 ? r + n : r; }", RANGE,
                  "\n".join(self.struct()),
                  "\n".join(f"void sf_cu_{i}(sf_state *S);"
                            for i, _ in enumerate(self.network.custom_updates))]
         steps = []
-        for name, body in self.functions():
+        for item in self.functions():
+            if item is None:
+                steps.append(None)
+                continue
+            name, body = item
             parts.append("\n".join([f"static void {name}(sf_state *S)", "{", *indent(body), "}"]))
             steps.append(name)
         parts.append(self.step_function(steps))
@@ -81,17 +104,25 @@ class Program:
         return "\n\n".join(parts) + "\n"
 
     def functions(self):
-        """(name, body lines) of every phase function, in step order."""
+        """(name, body lines) of every phase function, in step order; None marks a
+        barrier between phases that exchange data."""
         net = self.network
         yield "sf_inputs", K.inputs(self)
+        yield None
+        # phases 2-4 all give a synapse to the thread owning its target: no barrier between
         for stage, render in (("pre", K.presynaptic), ("post", K.postsynaptic_spikes),
-                              ("dyn", K.synapse_dynamics), ("psm", K.postsynaptic_model)):
+                              ("dyn", K.synapse_dynamics)):
             for index, proj in enumerate(net.projections):
                 body = render(self, proj)
                 if body:
                     yield f"sf_{stage}_{index}", body
+        yield None
+        for index, proj in enumerate(net.projections):
+            yield f"sf_psm_{index}", K.postsynaptic_model(self, proj)
+        yield None
         for index, pop in enumerate(net.populations):
             yield f"sf_neurons_{index}", K.neurons(self, pop)
+        yield None
         for index, cu in enumerate(net.custom_updates):
             if cu.every_step:
                 yield f"sf_every_{index}", [f"sf_cu_{index}(S);"]
@@ -99,11 +130,16 @@ class Program:
             yield "sf_record_vars", K.record_vars(self)
 
     def step_function(self, phases) -> str:
-        body = [f"    {name}(S);" for name in phases]
+        body = ["SF_OMP(omp barrier)" if name is None else f"{name}(S);" for name in phases]
         return "\n".join([
-            "void sf_run(sf_state *S, int32_t n_steps)", "{",
-            "    for (int32_t k = 0; k < n_steps; k++) {", "        S->rec_row = k;",
-            *indent(body, 1), "        S->step++;", "        S->rng_step++;", "    }", "}"])
+            "void sf_set_threads(int32_t n)", "{", "#ifdef _OPENMP",
+            "    if (n > 0) omp_set_num_threads(n);", "#else", "    (void)n;", "#endif", "}", "",
+            "/* One parallel region for all steps; phases end in barriers. */",
+            "void sf_run(sf_state *S, int32_t n_steps)", "{", "    S->rec_row = 0;",
+            "    SF_OMP(omp parallel)",
+            "    for (int32_t k = 0; k < n_steps; k++) {",
+            *indent(body, 2), "        SF_OMP(omp single)",
+            "        { S->step++; S->rng_step++; S->rec_row++; }", "    }", "}"])
 
     def custom_update_function(self, cu) -> str:
         index = self.network.custom_updates.index(cu)
@@ -114,6 +150,7 @@ class Program:
         """Declarations the runtime hands to cffi."""
         lines = self.struct()
         lines.append("void sf_run(sf_state *S, int32_t n_steps);")
+        lines.append("void sf_set_threads(int32_t n);")
         lines += [f"void sf_cu_{i}(sf_state *S);" for i, _ in enumerate(self.network.custom_updates)]
         return "\n".join(lines)
 

@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""CUBA benchmark: spikeforge's cpu backend against Brian2 cpp_standalone, same run, same machine.
+
+Network: Vogels & Abbott (2005) CUBA, 4000 LIF (3200 E / 800 I), p = 0.02, dt = 0.1 ms;
+spikeforge uses ``spikeforge.demos.cuba_network``, Brian2 the equations of its published
+CUBA example (dv/dt = (ge+gi-(v-El))/taum, dge/dt = -ge/taue, dgi/dt = -gi/taui, v > Vt,
+reset Vr, refractory 5 ms, on_pre ge += we / gi += wi, v0 = Vr + rand()*(Vt-Vr)) with a
+SpikeMonitor as the only monitor. Every (simulator, threads, repeat) runs in its own fresh
+child process of the benchmark venv's Python; the table shows medians over repeats.
+
+What is timed (wall clock = time.perf_counter; CPU = getrusage user+sys; peak = ru_maxrss):
+  spikeforge  build  = cuba_network() + net.build(backend="cpu"): host-side connectivity and
+                       init, C code generation, cc compilation into an empty
+                       $SPIKEFORGE_CACHE_DIR, cffi load.
+              sim    = sim.run(duration) (spike recording on); CPU = RUSAGE_SELF over sim.run.
+              peak   = ru_maxrss of the child Python process (the compiler is another process).
+              threads: OMP_NUM_THREADS in the child's environment.
+  brian2      build  = network construction + run() (code generation)
+                       + device.build(compile=True, run=False) (make/g++, fresh project dir).
+              sim    = the binary's own network-run time (results/last_run_info.txt).
+              binary = wall time of ./main: synapse creation, init, the run, writing results.
+              CPU and peak = os.wait4 rusage of ./main alone (started through
+                       prefs.devices.cpp_standalone.run_cmd_unix = this script's --wait4).
+              threads: prefs.devices.cpp_standalone.openmp_threads (and OMP_NUM_THREADS).
+  total  = build + sim (spikeforge) or build + binary (brian2): everything after imports.
+  Brian2 generates connectivity inside the binary, spikeforge inside build: compare totals too.
+  Brian2's CPU-s therefore include its binary's init; spikeforge's cover sim.run only.
+
+Usage: python tools/bench_cuba.py [--threads 1 2] [--duration-ms 1000] [--repeats 3]
+                                  [--out results.json] [--venv /tmp/sf-bench-venv]
+The venv is created on first use (Python 3.13, brian2==2.11.*, spikeforge editable from this
+repo); if that fails: Python 3.11, brian2==2.9.0, numpy<2.4 (recorded in the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+N, N_E = 4000, 3200
+VENV_CHOICES = (("3.13", ["brian2==2.11.*"], "brian2 2.11 on Python 3.13"),
+                ("3.11", ["brian2==2.9.0", "numpy<2.4"], "FALLBACK: brian2 2.9.0 on Python 3.11"))
+COLUMNS = ("simulator", "threads", "build_s", "sim_s", "binary_s", "total_s",
+           "cpu_s_per_bio_s", "peak_mb", "rate_e", "rate_i")
+
+
+def log(*msg):
+    print("[bench_cuba]", *msg, file=sys.stderr, flush=True)
+
+
+# child: spikeforge ---------------------------------------------------------------------------
+def child_spikeforge(args) -> dict:
+    assert not any(Path(os.environ["SPIKEFORGE_CACHE_DIR"]).iterdir()), "cache dir not empty"
+    from spikeforge.demos import cuba_network
+
+    t0 = time.perf_counter()
+    sim = cuba_network(n=N, p=0.02, seed=args.seed).build(backend="cpu")
+    t1 = time.perf_counter()
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    sim.run(duration_ms=args.duration_ms, progress=False)
+    t2 = time.perf_counter()
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    dur = args.duration_ms / 1000.0
+    n_e = len(sim.spikes("E")[0])
+    n_i = len(sim.spikes("I")[0])
+    return {"build_s": t1 - t0, "sim_s": t2 - t1, "binary_s": None, "total_s": t2 - t0,
+            "cpu_s": cpu(ru1) - cpu(ru0), "peak_mb": ru1.ru_maxrss / 1024,
+            "rate_e": n_e / N_E / dur, "rate_i": n_i / (N - N_E) / dur, "flags": sim.flags}
+
+
+def cpu(ru) -> float:
+    return ru.ru_utime + ru.ru_stime
+
+
+# child: brian2 --------------------------------------------------------------------------------
+def child_brian2(args) -> dict:
+    import brian2 as b2
+    import numpy as np
+
+    proj = tempfile.mkdtemp(prefix="sf-bench-brian2-")
+    wait_json = os.path.join(proj, "wait4.json")
+    b2.set_device("cpp_standalone", build_on_run=False)
+    b2.prefs.devices.cpp_standalone.openmp_threads = args.threads[0]
+    b2.prefs.devices.cpp_standalone.run_cmd_unix = [sys.executable, str(Path(__file__).resolve()),
+                                                    "--wait4", wait_json, "./main"]
+    b2.prefs.logging.file_log = False
+    t0 = time.perf_counter()
+    mon = brian2_cuba(b2, args.seed)
+    b2.run(args.duration_ms * b2.ms)
+    b2.device.build(directory=proj, compile=True, run=False, with_output=False)
+    t1 = time.perf_counter()
+    b2.device.run(directory=proj, with_output=False)
+    binary = json.loads(Path(wait_json).read_text())
+    run_time = float(Path(b2.device.results_dir, "last_run_info.txt").read_text().split()[0])
+    counts = np.asarray(mon.count)
+    dur = args.duration_ms / 1000.0
+    out = {"build_s": t1 - t0, "sim_s": run_time, "binary_s": binary["wall_s"],
+           "total_s": t1 - t0 + binary["wall_s"], "cpu_s": binary["cpu_s"],
+           "peak_mb": binary["maxrss_kb"] / 1024,
+           "python_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "rate_e": counts[:N_E].sum() / N_E / dur, "rate_i": counts[N_E:].sum() / (N - N_E) / dur,
+           "flags": list(b2.prefs.codegen.cpp.extra_compile_args_gcc)}
+    shutil.rmtree(proj, ignore_errors=True)
+    return out
+
+
+def brian2_cuba(b2, seed: int):
+    """Brian2's CUBA example (Vogels & Abbott 2005), verbatim equations and parameters."""
+    ms, mV = b2.ms, b2.mV
+    b2.defaultclock.dt = 0.1 * ms
+    b2.seed(seed)
+    ns = {"taum": 20 * ms, "taue": 5 * ms, "taui": 10 * ms, "Vt": -50 * mV, "Vr": -60 * mV,
+          "El": -49 * mV, "we": (60 * 0.27 / 10) * mV, "wi": (-20 * 4.5 / 10) * mV}
+    eqs = """dv/dt  = (ge+gi-(v-El))/taum : volt (unless refractory)
+             dge/dt = -ge/taue : volt
+             dgi/dt = -gi/taui : volt"""
+    P = b2.NeuronGroup(N, eqs, threshold="v>Vt", reset="v = Vr", refractory=5 * ms,
+                       method="exact", namespace=ns)
+    P.v = "Vr + rand() * (Vt - Vr)"
+    P.ge = 0 * mV
+    P.gi = 0 * mV
+    Ce = b2.Synapses(P, P, on_pre="ge += we", namespace=ns)
+    Ci = b2.Synapses(P, P, on_pre="gi += wi", namespace=ns)
+    Ce.connect(f"i<{N_E}", p=0.02)
+    Ci.connect(f"i>={N_E}", p=0.02)
+    return b2.SpikeMonitor(P)
+
+
+def wait4_main(argv) -> int:
+    """``--wait4 OUT CMD...``: run CMD, write its own wall time and rusage to OUT."""
+    out, cmd = argv[0], argv[1:]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    Path(out).write_text(json.dumps({"wall_s": wall, "cpu_s": cpu(ru),
+                                     "maxrss_kb": ru.ru_maxrss}))
+    return proc.returncode
+
+
+# parent ---------------------------------------------------------------------------------------
+def find_python(version: str) -> str | None:
+    found = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")))
+    candidates = found[-1:] + [shutil.which(f"python{version}")]
+    for exe in filter(None, candidates):
+        if subprocess.run([exe, "--version"], capture_output=True).returncode == 0:
+            return exe
+    return None
+
+
+def venv_ok(py: Path) -> bool:
+    code = ("import brian2, spikeforge, sys; from pathlib import Path; "
+            f"sys.exit(Path(spikeforge.__file__).resolve().is_relative_to({str(REPO)!r}) is False)")
+    return py.exists() and subprocess.run([str(py), "-c", code], capture_output=True).returncode == 0
+
+
+def ensure_venv(venv: Path) -> tuple[Path, str]:
+    """The venv's python (creating the venv when needed) and which Brian2 choice it holds."""
+    py = venv / "bin" / "python"
+    note_file = venv / "sf-bench-note.txt"
+    if venv_ok(py):
+        return py, note_file.read_text() if note_file.exists() else "existing venv"
+    for version, reqs, note in VENV_CHOICES:
+        base = find_python(version)
+        if base is None:
+            log(f"no python{version} found")
+            continue
+        if (venv / "pyvenv.cfg").exists():
+            shutil.rmtree(venv)
+        log(f"creating {venv} with {base}: {' '.join(reqs)} + spikeforge -e {REPO}")
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+        pip = subprocess.run([str(py), "-m", "pip", "install", "-q", *reqs, "-e", str(REPO)])
+        if pip.returncode == 0 and venv_ok(py):
+            note_file.write_text(note)
+            return py, note
+        log(f"venv attempt failed: {note}")
+    raise SystemExit(f"could not create a benchmark venv at {venv}")
+
+
+def run_child(py: Path, simulator: str, threads: int, args) -> dict:
+    cache = tempfile.mkdtemp(prefix="sf-bench-cache-")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), SPIKEFORGE_CACHE_DIR=cache)
+    cmd = [str(py), str(Path(__file__).resolve()), "--child", simulator, "--threads",
+           str(threads), "--duration-ms", str(args.duration_ms), "--seed", str(args.seed)]
+    try:
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result.update(simulator=simulator, threads=threads,
+                  cpu_s_per_bio_s=result["cpu_s"] / (args.duration_ms / 1000.0))
+    return result
+
+
+def versions(py: Path) -> dict:
+    code = ("import json, sys, brian2, numpy, cffi, spikeforge; print(json.dumps({'python': "
+            "sys.version.split()[0], 'brian2': brian2.__version__, 'numpy': numpy.__version__, "
+            "'cffi': cffi.__version__, 'spikeforge': getattr(spikeforge, '__version__', '?')}))")
+    out = json.loads(subprocess.run([str(py), "-c", code], capture_output=True, text=True,
+                                    check=True).stdout)
+    for tool in ("cc", "g++"):
+        res = subprocess.run([tool, "--version"], capture_output=True, text=True)
+        out[tool] = res.stdout.splitlines()[0] if res.returncode == 0 else "missing"
+    git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True)
+    out["spikeforge_commit"] = git.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    return out
+
+
+def machine() -> dict:
+    info = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), "?")
+    mem = next((ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines()
+                if ln.startswith("MemTotal")), "0")
+    return {"nproc": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
+            "cpu_model": model, "mem_total_gb": round(int(mem) / 2**20, 1),
+            "platform": platform.platform(), "loadavg_start": os.getloadavg()}
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    rows = []
+    for key in dict.fromkeys((r["simulator"], r["threads"]) for r in runs):
+        group = [r for r in runs if (r["simulator"], r["threads"]) == key]
+        row = {"simulator": key[0], "threads": key[1], "repeats": len(group)}
+        for col in COLUMNS[2:]:
+            vals = [r[col] for r in group if r[col] is not None]
+            row[col] = statistics.median(vals) if vals else None
+            row[col + "_range"] = [min(vals), max(vals)] if vals else None
+        rows.append(row)
+    return rows
+
+
+def fmt(value, digits=3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def report(rows: list[dict], threads: list[int], tolerance: float) -> tuple[list[str], dict]:
+    lines = ["simulator   thr  build s   sim s  sim range      binary s  total s  CPU-s/bio-s"
+             "  peak MB  rate E  rate I"]
+    for r in rows:
+        rng = r["sim_s_range"]
+        lines.append(f"{r['simulator']:<11} {r['threads']:>3} {fmt(r['build_s']):>8} "
+                     f"{fmt(r['sim_s']):>7}  {fmt(rng[0])}-{fmt(rng[1]):<7} "
+                     f"{fmt(r['binary_s']):>8} {fmt(r['total_s']):>8} "
+                     f"{fmt(r['cpu_s_per_bio_s']):>12} {fmt(r['peak_mb'], 1):>8} "
+                     f"{fmt(r['rate_e'], 2):>7} {fmt(r['rate_i'], 2):>7}")
+    checks, ok = {}, True
+    for t in threads:
+        sf, b2 = (next(r for r in rows if r["simulator"] == s and r["threads"] == t)
+                  for s in ("spikeforge", "brian2"))
+        ratios = {c: b2[c] / sf[c] for c in ("build_s", "sim_s", "total_s")}
+        lines.append(f"threads {t}: brian2/spikeforge  build x{ratios['build_s']:.2f}  "
+                     f"sim x{ratios['sim_s']:.2f}  total x{ratios['total_s']:.2f}")
+        rel = {p: abs(b2[f"rate_{p}"] - sf[f"rate_{p}"]) / sf[f"rate_{p}"] for p in ("e", "i")}
+        passed = all(v <= tolerance for v in rel.values())
+        ok &= passed
+        checks[t] = {"ratios": ratios, "rate_rel_diff": rel, "passed": passed}
+        lines.append(f"threads {t}: rate check (|brian2-spikeforge|/spikeforge <= "
+                     f"{tolerance:.0%}): E {rel['e']:.1%}, I {rel['i']:.1%} -> "
+                     f"{'PASS' if passed else 'FAIL'}")
+    return lines, {"per_threads": checks, "all_passed": ok}
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--duration-ms", type=float, default=1000.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", default="/tmp/bench_cuba_results.json")
+    ap.add_argument("--venv", type=Path, default=Path("/tmp/sf-bench-venv"))
+    ap.add_argument("--tolerance", type=float, default=0.10, help="rate agreement, relative")
+    ap.add_argument("--child", choices=("spikeforge", "brian2"), help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--wait4"]:
+        return wait4_main(argv[1:])
+    args = parse_args(argv)
+    if args.child:
+        child = child_spikeforge if args.child == "spikeforge" else child_brian2
+        print(json.dumps(child(args), default=float))
+        return 0
+    py, venv_note = ensure_venv(args.venv)
+    meta = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "machine": machine(), "versions": versions(py), "venv": str(args.venv),
+            "venv_note": venv_note, "duration_ms": args.duration_ms, "seed": args.seed}
+    runs = []
+    for rep in range(args.repeats):
+        for threads in args.threads:
+            for simulator in ("spikeforge", "brian2"):
+                log(f"repeat {rep + 1}/{args.repeats}: {simulator}, {threads} thread(s)")
+                runs.append(run_child(py, simulator, threads, args) | {"repeat": rep})
+                log("  " + ", ".join(f"{c}={fmt(runs[-1][c])}" for c in COLUMNS[2:]))
+    meta["machine"]["loadavg_end"] = os.getloadavg()
+    rows = summarise(runs)
+    lines, check = report(rows, args.threads, args.tolerance)
+    header = (f"CUBA {N} neurons, {args.duration_ms:g} ms bio, dt 0.1 ms, medians of "
+              f"{args.repeats} | {meta['date']} | {meta['machine']['cpu_model']} x"
+              f"{meta['machine']['nproc']} | brian2 {meta['versions']['brian2']}, "
+              f"python {meta['versions']['python']} ({venv_note})")
+    print("\n".join([header, *lines]))
+    Path(args.out).write_text(json.dumps(meta | {"summary": rows, "check": check, "runs": runs},
+                                         indent=1, default=float))
+    log(f"wrote {args.out}")
+    return 0 if check["all_passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
