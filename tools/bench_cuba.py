@@ -15,7 +15,7 @@ What is timed (wall clock = time.perf_counter; CPU = getrusage user+sys; peak = 
               sim    = sim.run(duration) (spike recording on); CPU = RUSAGE_SELF over sim.run.
               peak   = ru_maxrss of the child Python process (the compiler is another process).
               threads: OMP_NUM_THREADS in the child's environment.
-  brian2      build  = network construction + run() (code generation)
+  brian2      build  = network construction + Network.run() (code generation)
                        + device.build(compile=True, run=False) (make/g++, fresh project dir).
               sim    = the binary's own network-run time (results/last_run_info.txt).
               binary = wall time of ./main: synapse creation, init, the run, writing results.
@@ -98,8 +98,8 @@ def child_brian2(args) -> dict:
                                                     "--wait4", wait_json, "./main"]
     b2.prefs.logging.file_log = False
     t0 = time.perf_counter()
-    mon = brian2_cuba(b2, args.seed)
-    b2.run(args.duration_ms * b2.ms)
+    net, mon = brian2_cuba(b2, args.seed)
+    net.run(args.duration_ms * b2.ms)
     b2.device.build(directory=proj, compile=True, run=False, with_output=False)
     t1 = time.perf_counter()
     b2.device.run(directory=proj, with_output=False)
@@ -136,7 +136,8 @@ def brian2_cuba(b2, seed: int):
     Ci = b2.Synapses(P, P, on_pre="gi += wi", namespace=ns)
     Ce.connect(f"i<{N_E}", p=0.02)
     Ci.connect(f"i>={N_E}", p=0.02)
-    return b2.SpikeMonitor(P)
+    mon = b2.SpikeMonitor(P)
+    return b2.Network(P, Ce, Ci, mon), mon
 
 
 def wait4_main(argv) -> int:

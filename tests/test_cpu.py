@@ -1,0 +1,164 @@
+"""cpu-backend specifics: thread-count independence, clean compiles, sanitizers,
+the build cache, and what reaches the compiler."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import spikeforge as sf
+from spikeforge.backends.cpu import runtime
+from spikeforge.demos import cuba_network, stdp_network
+
+pytestmark = pytest.mark.skipif(
+    not any(s.name == "cpu" and s.available for s in sf.available()), reason="no C compiler")
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("SPIKEFORGE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def feature_network():
+    """Small network touching every kernel kind: delays, STDP, procedural rows,
+    Poisson multiplicity, dendritic delays, noise, custom updates."""
+    net = sf.NetworkBuilder(dt=0.5, batch_size=2, seed=3)
+    lif = dict(C=1.0, tau_m=10.0, v_rest=0.0, v_reset=0.0, v_thresh=1.0, i_offset=0.0,
+               tau_refrac=1.0)
+    net.population("P", sf.PoissonSource, 30, params={"rate": 400.0})
+    net.population("N", sf.LIF, 40, params=lif, init={"v": sf.Uniform(0.0, 1.0)})
+    stdp = dict(tau_plus=10.0, tau_minus=10.0, a_plus=0.01, a_minus=0.012, w_min=0.0, w_max=0.5)
+    net.connect("P", "N", sf.FixedProbability(0.3), weight_update=sf.STDP, wu_params=stdp,
+                w=sf.Uniform(0.0, 0.3), postsynaptic=sf.ExpCurr, ps_params={"tau": 2.0}, delay=2)
+    net.connect("N", "N", sf.FixedNumberPost(5, procedural=True), name="rec",
+                w=sf.Normal(-0.1, 0.05), delay=1)
+    net.connect("P", "N", sf.FixedTotalNumber(200), name="dend",
+                weight_update=sf.StaticPulseDendriticDelay, w=0.05,
+                wu_init={"d": 2}, max_dendritic_delay=3)
+    net.current_source("noise", sf.GaussianNoise, "N", params={"mean": 0.05, "sd": 0.1})
+    net.custom_update("total", "N", "s = v", var_refs={"v": "N.v"},
+                      reductions={"s": sf.Reduction("sum", "neurons")}, every_step=True)
+    return net.network()
+
+
+def run_all(sim, steps=200):
+    sim.run(steps=steps, progress=False)
+    return {k: np.array(v) for k, v in sim.state.items()}, {
+        p: sim.spikes(p) for p in sim.record_spikes}
+
+
+def test_results_do_not_depend_on_thread_count():
+    net = feature_network()
+    state1, spikes1 = run_all(net.build("cpu", threads=1))
+    state2, spikes2 = run_all(net.build("cpu", threads=2))
+    assert sum(len(s[0]) for s in spikes1.values()) > 100
+    for key in state1:
+        np.testing.assert_array_equal(state1[key], state2[key], err_msg=key)
+    for pop in spikes1:
+        for a, b in zip(spikes1[pop], spikes2[pop]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("make", [cuba_network, stdp_network, feature_network],
+                         ids=["cuba", "stdp", "features"])
+def test_generated_c_compiles_without_warnings(make, tmp_path):
+    net = make() if make is not cuba_network else cuba_network(n=200)
+    sim = net.build("cpu", record_vars=[f"{net.populations[-1].name}.v"])
+    src = tmp_path / "net.c"
+    src.write_text(sim.source)
+    cmd = [runtime.compiler(), "-O2", "-std=c11", "-Wall", "-Wextra", "-fPIC", "-shared",
+           *runtime.openmp_flags(runtime.compiler()), f"-I{runtime.INCLUDE_DIR}", str(src),
+           "-o", str(tmp_path / "net.so")]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+SANITIZER_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import numpy as np
+    from test_cpu import feature_network
+    sim = feature_network().build("cpu", threads=1, opt="-O1",
+        extra_flags=("-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                     "-fno-omit-frame-pointer"))
+    sim.run(steps=150, progress=False)
+    sim.custom_update("total")
+    assert all(np.all(np.isfinite(v)) for v in sim.state.values())
+    print("sanitized run ok")
+""")
+
+
+def test_runs_clean_under_address_and_undefined_sanitizers(tmp_path):
+    asan = subprocess.run([runtime.compiler(), "-print-file-name=libasan.so"],
+                          capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(asan) or not Path(asan).exists():
+        pytest.skip("AddressSanitizer runtime (libasan.so) not installed")
+    env = {**os.environ, "LD_PRELOAD": asan, "ASAN_OPTIONS": "detect_leaks=0",
+           "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+           "SPIKEFORGE_CACHE_DIR": str(tmp_path)}
+    script = SANITIZER_SCRIPT.format(tests=str(Path(__file__).parent))
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "sanitized run ok" in result.stdout
+    assert "runtime error" not in result.stderr
+
+
+BUILD_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_cpu import feature_network
+    sim = feature_network().build("cpu")
+    sim.run(steps=20, progress=False)
+    print(sim.library_path)
+""")
+
+
+def test_concurrent_builds_of_one_network_both_succeed(tmp_path):
+    env = {**os.environ, "SPIKEFORGE_CACHE_DIR": str(tmp_path)}
+    script = BUILD_SCRIPT.format(tests=str(Path(__file__).parent))
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outputs]
+    paths = {o[0].strip() for o in outputs}
+    assert len(paths) == 1 and Path(paths.pop()).exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("tmp")]
+
+
+def test_cache_is_reused_and_keyed_by_flags(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPIKEFORGE_CACHE_DIR", str(tmp_path))
+    net = stdp_network()
+    a, b = net.build("cpu"), net.build("cpu")
+    c = net.build("cpu", opt="-O1")
+    assert a.library_path == b.library_path != c.library_path
+    assert len(list(tmp_path.glob("sf_*.so"))) == 2
+
+
+def test_missing_compiler_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    ok, reason = sf.registry.get_backend("cpu").availability()
+    assert not ok and "no C compiler found" in reason and "apt-get install gcc" in reason
+    with pytest.raises(RuntimeError, match="cpu.*no C compiler found"):
+        stdp_network().build("cpu")
+
+
+def test_user_text_never_reaches_the_compiler():
+    marker = "zz_user_marker"
+    model = sf.NeuronModel("Marked", params=("tau",), vars=(sf.Var("v", default=0.0),),
+                           sim=f"v = v * 0.5 + i_syn  # {marker} }} system(\"x\"); {{")
+    net = sf.NetworkBuilder()
+    net.population("A", model, 3, params={"tau": 1.0})
+    source = net.build("cpu").source
+    assert marker not in source and "system" not in source
+    assert "u_v = ((u_v * 0x1.0000000000000p-1f) + u_i_syn);" in source
+
+
+def test_bad_threads_option():
+    with pytest.raises(ValueError, match="threads must be a positive int"):
+        stdp_network().build("cpu", threads=0)
