@@ -9,6 +9,12 @@ Commands::
     spikeforge demo [--backend B] [--duration-ms 1000] [--out DIR] [--seed S]
                                           Vogels & Abbott (2005) CUBA, 4000 LIF neurons,
                                           on the first available of cpu, cuda, fpga, numpy
+    spikeforge validate MODEL.json [--backends numpy,cpu,cuda,fpga] [--steps N]
+    spikeforge validate --random K [--seed S] [--backends ...] [--steps N]
+                                          [--report validate-report.json]
+                                          [--failures DIR] [--shrink-seconds T] [--verbose]
+                                          compare every requested backend with numpy; see
+                                          spikeforge.tools.validate (exit 1 on any mismatch)
 
 ``run`` and ``demo`` print one row per spiking population: size, spike count and
 mean rate = spikes / (size * batch_size * duration_s), and, with ``--out DIR``
@@ -87,7 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration-ms", type=_positive_ms, default=1000.0,
                       help="biological time to simulate, ms (default: 1000)")
     _common(demo, out_default=DEMO_OUT)
+    validate = sub.add_parser("validate", help="compare backends with the numpy reference")
+    _validate_arguments(validate)
     return parser
+
+
+def _validate_arguments(parser):
+    from spikeforge.tools.validate import add_arguments
+
+    add_arguments(parser, seed_type=_seed)
 
 
 def _common(parser, out_default):
@@ -139,6 +153,15 @@ def cmd_demo(args) -> int:
     _check_backend(args.backend)
     print(f"Vogels & Abbott (2005) CUBA benchmark, 4000 LIF neurons, backend {args.backend}")
     return _simulate_and_report(cuba_network(), args, model="demo:cuba", bar=True)
+
+
+def cmd_validate(args) -> int:
+    from spikeforge.tools import validate
+
+    try:
+        return validate.run(args)
+    except validate.UsageError as error:
+        raise CLIError(str(error)) from None
 
 
 def _check_backend(name: str) -> None:
@@ -232,7 +255,7 @@ def write_outputs(sim, report: dict, out: Path, bar: bool = False) -> list[Path]
 
 
 # entry point -------------------------------------------------------------------
-COMMANDS = {"info": cmd_info, "run": cmd_run, "demo": cmd_demo}
+COMMANDS = {"info": cmd_info, "run": cmd_run, "demo": cmd_demo, "validate": cmd_validate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,9 @@ import pytest
 
 import spikeforge as sf
 from spikeforge.backends import available
+from spikeforge.testing import register_profiles
+
+register_profiles()  # "ci" (default, bounded, derandomised) and "thorough"
 
 _STATUS = available()
 BACKENDS = [status.name for status in _STATUS if status.available]

@@ -104,7 +104,7 @@ def test_generated_networks_spike_sometimes():
 
     sample(networks(), 40, record)
     assert len(runs) >= 20
-    assert sum(runs) >= len(runs) // 2, f"only {sum(runs)} of {len(runs)} networks spiked"
+    assert sum(runs) >= 0.6 * len(runs), f"only {sum(runs)} of {len(runs)} networks spiked"
 
 
 def test_switches_exclude_features_and_bounds_hold():
@@ -191,9 +191,9 @@ def test_conv2d_geometries_match_sizes():
 
 def test_describe_lists_every_node_and_user_code():
     net = sf.NetworkBuilder(dt=0.5, batch_size=2)
-    net.population("E", sf.LIF, 3, params=dict(C=1.0, tau_m=10.0, v_rest=-65.0, v_reset=-70.0,
-                                               v_thresh=-50.0, i_offset=1.0, tau_refrac=2.0),
-                   init={"v": sf.Uniform(-70, -50)})
+    lif = {"C": 1.0, "tau_m": 10.0, "v_rest": -65.0, "v_reset": -70.0, "v_thresh": -50.0,
+           "i_offset": 1.0, "tau_refrac": 2.0}
+    net.population("E", sf.LIF, 3, params=lif, init={"v": sf.Uniform(-70, -50)})
     user = sf.NeuronModel("Mine", params=("p0",), vars=(sf.Var("x0", default=0.0),),
                           sim="x0 = clip(x0 + i_syn, -4.0, 4.0)")
     net.population("U", user, 2, params={"p0": 1.0})

@@ -11,7 +11,8 @@ child process of the benchmark venv's Python; the table shows medians over repea
 What is timed (wall clock = time.perf_counter; CPU = getrusage user+sys; peak = ru_maxrss):
   spikeforge  build  = cuba_network() + net.build(backend="cpu"): host-side connectivity and
                        init, C code generation, cc compilation into an empty
-                       $SPIKEFORGE_CACHE_DIR, cffi load.
+                       $SPIKEFORGE_CACHE_DIR, cffi load. build CPU-s (both simulators) =
+                       RUSAGE_SELF + RUSAGE_CHILDREN (compilers) over the build.
               sim    = sim.run(duration) (spike recording on); CPU = RUSAGE_SELF over sim.run.
               peak   = ru_maxrss of the child Python process (the compiler is another process).
               threads: OMP_NUM_THREADS in the child's environment.
@@ -26,10 +27,11 @@ What is timed (wall clock = time.perf_counter; CPU = getrusage user+sys; peak = 
   Brian2 generates connectivity inside the binary, spikeforge inside build: compare totals too.
   Brian2's CPU-s therefore include its binary's init; spikeforge's cover sim.run only.
 
-Usage: python tools/bench_cuba.py [--threads 1 2] [--duration-ms 1000] [--repeats 3]
-                                  [--out results.json] [--venv /tmp/sf-bench-venv]
 The venv is created on first use (Python 3.13, brian2==2.11.*, spikeforge editable from this
 repo); if that fails: Python 3.11, brian2==2.9.0, numpy<2.4 (recorded in the JSON).
+OMP_*/GOMP_* variables of the caller's environment (e.g. OMP_WAIT_POLICY) reach both
+simulators and are recorded; so are the machine, versions, flags, every raw run and the
+1-min load average after each run (other processes on the box inflate multi-thread times).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 N, N_E = 4000, 3200
 VENV_CHOICES = (("3.13", ["brian2==2.11.*"], "brian2 2.11 on Python 3.13"),
                 ("3.11", ["brian2==2.9.0", "numpy<2.4"], "FALLBACK: brian2 2.9.0 on Python 3.11"))
-COLUMNS = ("simulator", "threads", "build_s", "sim_s", "binary_s", "total_s",
+COLUMNS = ("simulator", "threads", "build_s", "build_cpu_s", "sim_s", "binary_s", "total_s",
            "cpu_s_per_bio_s", "peak_mb", "rate_e", "rate_i")
 
 
@@ -66,23 +68,33 @@ def child_spikeforge(args) -> dict:
     assert not any(Path(os.environ["SPIKEFORGE_CACHE_DIR"]).iterdir()), "cache dir not empty"
     from spikeforge.demos import cuba_network
 
-    t0 = time.perf_counter()
+    c0, t0 = cpu(), time.perf_counter()
     sim = cuba_network(n=N, p=0.02, seed=args.seed).build(backend="cpu")
-    t1 = time.perf_counter()
-    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    c1, t1 = cpu(), time.perf_counter()
+    s0 = cpu(children=False)
     sim.run(duration_ms=args.duration_ms, progress=False)
-    t2 = time.perf_counter()
-    ru1 = resource.getrusage(resource.RUSAGE_SELF)
-    dur = args.duration_ms / 1000.0
-    n_e = len(sim.spikes("E")[0])
-    n_i = len(sim.spikes("I")[0])
-    return {"build_s": t1 - t0, "sim_s": t2 - t1, "binary_s": None, "total_s": t2 - t0,
-            "cpu_s": cpu(ru1) - cpu(ru0), "peak_mb": ru1.ru_maxrss / 1024,
-            "rate_e": n_e / N_E / dur, "rate_i": n_i / (N - N_E) / dur, "flags": sim.flags}
+    s1, t2 = cpu(children=False), time.perf_counter()
+    return {"build_s": t1 - t0, "build_cpu_s": c1 - c0, "sim_s": t2 - t1, "binary_s": None,
+            "total_s": t2 - t0, "cpu_s": s1 - s0, "peak_mb": peak_mb(), "flags": sim.flags,
+            **rates(len(sim.spikes("E")[0]), len(sim.spikes("I")[0]), args.duration_ms)}
 
 
-def cpu(ru) -> float:
-    return ru.ru_utime + ru.ru_stime
+def cpu(ru=None, children=True) -> float:
+    """user+sys CPU-s of ``ru``, else of this process plus (``children``) its reaped
+    children (the C/C++ compilers)."""
+    if ru is not None:
+        return ru.ru_utime + ru.ru_stime
+    who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)[:1 + children]
+    return sum(cpu(resource.getrusage(w)) for w in who)
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rates(spikes_e: int, spikes_i: int, duration_ms: float) -> dict:
+    dur = duration_ms / 1000.0
+    return {"rate_e": spikes_e / N_E / dur, "rate_i": spikes_i / (N - N_E) / dur}
 
 
 # child: brian2 --------------------------------------------------------------------------------
@@ -97,22 +109,21 @@ def child_brian2(args) -> dict:
     b2.prefs.devices.cpp_standalone.run_cmd_unix = [sys.executable, str(Path(__file__).resolve()),
                                                     "--wait4", wait_json, "./main"]
     b2.prefs.logging.file_log = False
-    t0 = time.perf_counter()
+    c0, t0 = cpu(), time.perf_counter()
     net, mon = brian2_cuba(b2, args.seed)
     net.run(args.duration_ms * b2.ms)
     b2.device.build(directory=proj, compile=True, run=False, with_output=False)
-    t1 = time.perf_counter()
+    c1, t1 = cpu(), time.perf_counter()
     b2.device.run(directory=proj, with_output=False)
     binary = json.loads(Path(wait_json).read_text())
     run_time = float(Path(b2.device.results_dir, "last_run_info.txt").read_text().split()[0])
     counts = np.asarray(mon.count)
-    dur = args.duration_ms / 1000.0
-    out = {"build_s": t1 - t0, "sim_s": run_time, "binary_s": binary["wall_s"],
-           "total_s": t1 - t0 + binary["wall_s"], "cpu_s": binary["cpu_s"],
-           "peak_mb": binary["maxrss_kb"] / 1024,
-           "python_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "rate_e": counts[:N_E].sum() / N_E / dur, "rate_i": counts[N_E:].sum() / (N - N_E) / dur,
-           "flags": list(b2.prefs.codegen.cpp.extra_compile_args_gcc)}
+    out = {"build_s": t1 - t0, "build_cpu_s": c1 - c0, "sim_s": run_time,
+           "binary_s": binary["wall_s"], "total_s": t1 - t0 + binary["wall_s"],
+           "cpu_s": binary["cpu_s"], "peak_mb": binary["maxrss_kb"] / 1024,
+           "python_peak_mb": peak_mb(), "make_s": b2.device.timers["compile"]["make"],
+           "flags": list(b2.prefs.codegen.cpp.extra_compile_args_gcc),
+           **rates(int(counts[:N_E].sum()), int(counts[N_E:].sum()), args.duration_ms)}
     shutil.rmtree(proj, ignore_errors=True)
     return out
 
@@ -142,39 +153,40 @@ def brian2_cuba(b2, seed: int):
 
 def wait4_main(argv) -> int:
     """``--wait4 OUT CMD...``: run CMD, write its own wall time and rusage to OUT."""
-    out, cmd = argv[0], argv[1:]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(argv[1:])
     _, status, ru = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    Path(out).write_text(json.dumps({"wall_s": wall, "cpu_s": cpu(ru),
-                                     "maxrss_kb": ru.ru_maxrss}))
-    return proc.returncode
+    Path(argv[0]).write_text(json.dumps({"wall_s": wall, "cpu_s": cpu(ru),
+                                         "maxrss_kb": ru.ru_maxrss}))
+    return os.waitstatus_to_exitcode(status)
 
 
 # parent ---------------------------------------------------------------------------------------
+def sh(cmd) -> subprocess.CompletedProcess:
+    """Run ``cmd`` capturing text output; the caller inspects returncode."""
+    return subprocess.run([str(c) for c in cmd], check=False, capture_output=True, text=True)
+
+
 def find_python(version: str) -> str | None:
-    found = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")))
-    candidates = found[-1:] + [shutil.which(f"python{version}")]
-    for exe in filter(None, candidates):
-        if subprocess.run([exe, "--version"], capture_output=True).returncode == 0:
-            return exe
-    return None
+    pattern = os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")
+    candidates = sorted(glob.glob(pattern))[-1:] + [shutil.which(f"python{version}")]
+    return next((exe for exe in filter(None, candidates)
+                 if sh([exe, "--version"]).returncode == 0), None)
 
 
 def venv_ok(py: Path) -> bool:
     code = ("import brian2, spikeforge, sys; from pathlib import Path; "
-            f"sys.exit(Path(spikeforge.__file__).resolve().is_relative_to({str(REPO)!r}) is False)")
-    return py.exists() and subprocess.run([str(py), "-c", code], capture_output=True).returncode == 0
+            f"sys.exit(not Path(spikeforge.__file__).resolve().is_relative_to({str(REPO)!r}))")
+    return py.exists() and sh([py, "-c", code]).returncode == 0
 
 
-def ensure_venv(venv: Path) -> tuple[Path, str]:
-    """The venv's python (creating the venv when needed) and which Brian2 choice it holds."""
+def ensure_venv(venv: Path) -> Path:
+    """The venv's python, creating the venv (see VENV_CHOICES) when it lacks brian2 or this
+    repo's spikeforge."""
     py = venv / "bin" / "python"
-    note_file = venv / "sf-bench-note.txt"
     if venv_ok(py):
-        return py, note_file.read_text() if note_file.exists() else "existing venv"
+        return py
     for version, reqs, note in VENV_CHOICES:
         base = find_python(version)
         if base is None:
@@ -184,10 +196,10 @@ def ensure_venv(venv: Path) -> tuple[Path, str]:
             shutil.rmtree(venv)
         log(f"creating {venv} with {base}: {' '.join(reqs)} + spikeforge -e {REPO}")
         subprocess.run([base, "-m", "venv", str(venv)], check=True)
-        pip = subprocess.run([str(py), "-m", "pip", "install", "-q", *reqs, "-e", str(REPO)])
+        pip = subprocess.run([str(py), "-m", "pip", "install", "-q", *reqs, "-e", str(REPO)],
+                             check=False)
         if pip.returncode == 0 and venv_ok(py):
-            note_file.write_text(note)
-            return py, note
+            return py
         log(f"venv attempt failed: {note}")
     raise SystemExit(f"could not create a benchmark venv at {venv}")
 
@@ -202,7 +214,7 @@ def run_child(py: Path, simulator: str, threads: int, args) -> dict:
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result.update(simulator=simulator, threads=threads,
+    result.update(simulator=simulator, threads=threads, loadavg_1min=os.getloadavg()[0],
                   cpu_s_per_bio_s=result["cpu_s"] / (args.duration_ms / 1000.0))
     return result
 
@@ -211,14 +223,12 @@ def versions(py: Path) -> dict:
     code = ("import json, sys, brian2, numpy, cffi, spikeforge; print(json.dumps({'python': "
             "sys.version.split()[0], 'brian2': brian2.__version__, 'numpy': numpy.__version__, "
             "'cffi': cffi.__version__, 'spikeforge': getattr(spikeforge, '__version__', '?')}))")
-    out = json.loads(subprocess.run([str(py), "-c", code], capture_output=True, text=True,
-                                    check=True).stdout)
+    out = json.loads(sh([py, "-c", code]).stdout)
     for tool in ("cc", "g++"):
-        res = subprocess.run([tool, "--version"], capture_output=True, text=True)
+        res = sh([tool, "--version"])
         out[tool] = res.stdout.splitlines()[0] if res.returncode == 0 else "missing"
-    git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True)
+    git = sh(["git", "-C", REPO, "rev-parse", "HEAD"])
+    dirty = sh(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"])
     out["spikeforge_commit"] = git.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     return out
 
@@ -251,12 +261,13 @@ def fmt(value, digits=3) -> str:
 
 
 def report(rows: list[dict], threads: list[int], tolerance: float) -> tuple[list[str], dict]:
-    lines = ["simulator   thr  build s   sim s  sim range      binary s  total s  CPU-s/bio-s"
-             "  peak MB  rate E  rate I"]
+    lines = [("simulator   thr  build s  build CPU-s   sim s  sim range       binary s  total s"
+              "  CPU-s/bio-s  peak MB  rate E  rate I")]
     for r in rows:
         rng = r["sim_s_range"]
         lines.append(f"{r['simulator']:<11} {r['threads']:>3} {fmt(r['build_s']):>8} "
-                     f"{fmt(r['sim_s']):>7}  {fmt(rng[0])}-{fmt(rng[1]):<7} "
+                     f"{fmt(r['build_cpu_s']):>12} {fmt(r['sim_s']):>7}  "
+                     f"{fmt(rng[0]) + '-' + fmt(rng[1]):<15} "
                      f"{fmt(r['binary_s']):>8} {fmt(r['total_s']):>8} "
                      f"{fmt(r['cpu_s_per_bio_s']):>12} {fmt(r['peak_mb'], 1):>8} "
                      f"{fmt(r['rate_e'], 2):>7} {fmt(r['rate_i'], 2):>7}")
@@ -264,9 +275,11 @@ def report(rows: list[dict], threads: list[int], tolerance: float) -> tuple[list
     for t in threads:
         sf, b2 = (next(r for r in rows if r["simulator"] == s and r["threads"] == t)
                   for s in ("spikeforge", "brian2"))
-        ratios = {c: b2[c] / sf[c] for c in ("build_s", "sim_s", "total_s")}
-        lines.append(f"threads {t}: brian2/spikeforge  build x{ratios['build_s']:.2f}  "
-                     f"sim x{ratios['sim_s']:.2f}  total x{ratios['total_s']:.2f}")
+        ratios = {c: b2[c] / sf[c] for c in ("build_s", "build_cpu_s", "sim_s", "total_s",
+                                             "cpu_s_per_bio_s")}
+        lines.append(f"threads {t}: brian2/spikeforge  build x{ratios['build_s']:.2f} (CPU "
+                     f"x{ratios['build_cpu_s']:.2f})  sim x{ratios['sim_s']:.2f}  total "
+                     f"x{ratios['total_s']:.2f}  CPU-s/bio-s x{ratios['cpu_s_per_bio_s']:.2f}")
         rel = {p: abs(b2[f"rate_{p}"] - sf[f"rate_{p}"]) / sf[f"rate_{p}"] for p in ("e", "i")}
         passed = all(v <= tolerance for v in rel.values())
         ok &= passed
@@ -299,10 +312,14 @@ def main(argv=None) -> int:
         child = child_spikeforge if args.child == "spikeforge" else child_brian2
         print(json.dumps(child(args), default=float))
         return 0
-    py, venv_note = ensure_venv(args.venv)
+    py = ensure_venv(args.venv)
+    vers = versions(py)
+    venv_note = next((note for _, reqs, note in VENV_CHOICES
+                      if vers["brian2"].startswith(reqs[0].split("==")[1].rstrip(".*"))), "other")
     meta = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "machine": machine(), "versions": versions(py), "venv": str(args.venv),
+            "machine": machine(), "versions": vers, "venv": str(args.venv),
+            "omp_env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "GOMP_"))},
             "venv_note": venv_note, "duration_ms": args.duration_ms, "seed": args.seed}
     runs = []
     for rep in range(args.repeats):

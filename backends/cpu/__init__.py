@@ -9,6 +9,9 @@ from .simulation import CpuSimulation
 
 class CpuBackend:
     name = "cpu"
+    # How each IR feature is verified (feature keys: spikeforge.tools.matrix.FEATURES;
+    # "*" is the default); data for the README's feature x backend matrix.
+    verification = {"*": "exact", "precision:fixed": "no"}
 
     @staticmethod
     def availability() -> tuple[bool, str]:

@@ -96,7 +96,16 @@ def build_library(source: str, all_flags: tuple[str, ...]) -> Path:
     return target
 
 
+_LOADED: dict[str, tuple] = {}
+
+
 def load(path: Path, declarations: str):
-    ffi = cffi.FFI()
-    ffi.cdef(declarations)
-    return ffi, ffi.dlopen(str(path))
+    """Load a built library once per process and keep it loaded: unloading a
+    library can unload libgomp under its sleeping worker threads, which then
+    crash the process when they wake."""
+    key = str(path)
+    if key not in _LOADED:
+        ffi = cffi.FFI()
+        ffi.cdef(declarations)
+        _LOADED[key] = (ffi, ffi.dlopen(key))
+    return _LOADED[key]

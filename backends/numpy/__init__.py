@@ -7,6 +7,9 @@ from .simulation import NumpySimulation
 
 class NumpyBackend:
     name = "numpy"
+    # How each IR feature is verified (feature keys: spikeforge.tools.matrix.FEATURES;
+    # "*" is the default); data for the README's feature x backend matrix.
+    verification = {"*": "reference", "precision:fixed": "no"}
 
     @staticmethod
     def availability() -> tuple[bool, str]:
