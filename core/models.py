@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from .lang import parse_code, parse_expr
+from .numerics import Fixed
 
 NAME_OK = "a Python identifier not starting with '_'"
 
@@ -28,17 +29,24 @@ class Var:
     """A state variable. ``type`` is ``"float"`` (the network's scalar format) or
     ``"int"``; ``batched`` vars have one copy per batch element, shared ones
     (weights) one copy for the whole batch. ``default`` initialises it when a
-    population/projection gives no init."""
+    population/projection gives no init. In a fixed-point network, ``fmt``
+    overrides the storage format of a float var (e.g. ``Fixed(8, 6)`` weights)
+    and ``saturate`` clamps instead of wrapping when it is stored; both are
+    ignored in floating-point networks."""
 
     name: str
     type: str = "float"
     batched: bool = True
     default: float | None = None
+    fmt: Fixed | None = None
+    saturate: bool = False
 
     def __post_init__(self):
         check_identifier("Var", "var", self.name)
         if self.type not in ("float", "int"):
             raise ValueError(f"Var {self.name!r}: type must be 'float' or 'int', got {self.type!r}")
+        if self.fmt is not None and (self.type != "float" or not isinstance(self.fmt, Fixed)):
+            raise ValueError(f"Var {self.name!r}: fmt must be a Fixed format of a float var")
 
 
 def _as_vars(owner: str, what: str, items) -> tuple[Var, ...]:

@@ -220,8 +220,7 @@ class Network:
             return
         model = target.model if isinstance(target, Population) else target.weight_update
         own = {v.name: v for v in model.vars}
-        batched_refs = [k for k, r in cu.var_refs.items() if r.split(".")[0] == cu.target
-                        and own[r.split(".")[1]].batched]
+        batched_refs = [k for k, r in cu.var_refs.items() if _per_batch(cu, r, own, self.nodes)]
         written = names_assigned(cu.parsed)
         shared_written = [k for k, r in cu.var_refs.items() if k in written and
                           r.split(".")[0] == cu.target and not own[r.split(".")[1]].batched]
@@ -262,6 +261,14 @@ def resolve_ref(owner, ref, target_name, target, earlier) -> tuple[str, bool]:
         return "float", False
     raise ValueError(f"{owner}: var ref {ref!r} must name a var of the target {target_name!r} "
                      "or a reduction of an earlier custom update on the same target")
+
+
+def _per_batch(cu, ref: str, own: dict, nodes: dict) -> bool:
+    """Does var ref ``ref`` of ``cu`` hold a value per batch element?"""
+    node, var = ref.split(".")
+    if node == cu.target:
+        return own[var].batched
+    return nodes[node].reductions[var].over == "neurons"
 
 
 def synapse_count(conn, n_pre: int, n_post: int) -> int | None:

@@ -19,7 +19,8 @@ from .init import Values
 from .lang.evaluate import derived_params
 from .net import Network
 from .network import Population, Projection
-from .numerics import scalar_dtype
+from .fixed import format_of, storage_dtype, to_fixed
+from .numerics import Fixed, scalar_dtype
 from .philox import Philox
 
 
@@ -31,7 +32,9 @@ def stream(seed: int, *parts: str) -> Philox:
 @dataclass
 class Prepared:
     network: Network
-    dtype: type
+    dtype: type  # float vars (float networks); compute-format scratch (fixed: int32)
+    fixed: Fixed | None = None  # the compute format of a fixed-point network
+    formats: dict = field(default_factory=dict)  # "<node>.<var>" -> (Fixed, saturate)
     params: dict = field(default_factory=dict)  # node name -> {param/derived: float}
     ps_params: dict = field(default_factory=dict)  # projection -> postsynaptic params
     state: dict = field(default_factory=dict)  # "<node>.<var>" -> initial array
@@ -42,11 +45,27 @@ class Prepared:
     def var_dtype(self, kind: str):
         return np.int32 if kind == "int" else self.dtype
 
+    def storage(self, var) -> tuple[Fixed, bool] | None:
+        """(storage format, saturate) of a float var in a fixed network, else None."""
+        if self.fixed is None or var.type != "float":
+            return None
+        return format_of(var, self.fixed), var.saturate
+
+    def encode(self, key: str, var, values) -> np.ndarray:
+        """Real values -> the stored representation of ``var``."""
+        fmt = self.storage(var)
+        if fmt is None:
+            return np.ascontiguousarray(values, dtype=self.var_dtype(var.type))
+        return to_fixed(values, fmt[0], key).astype(storage_dtype(fmt[0]))
+
 
 def prepare(network: Network, seed: int | None = None) -> Prepared:
     """Everything a backend needs before it renders or allocates."""
     seed = network.seed if seed is None else seed
-    prep = Prepared(network, scalar_dtype(network.precision))
+    if isinstance(network.precision, Fixed):
+        prep = Prepared(network, np.int32, network.precision)
+    else:
+        prep = Prepared(network, scalar_dtype(network.precision))
     for pop in network.populations:
         _prepare_population(prep, pop, seed)
     for proj in network.projections:
@@ -57,12 +76,22 @@ def prepare(network: Network, seed: int | None = None) -> Prepared:
         _init_vars(prep, source.name, source.model.vars, source.init, size, seed)
     for cu in network.custom_updates:
         prep.params[cu.name] = dict(cu.params)
+        _prepare_reductions(prep, network, cu)
+    if prep.fixed is not None:
+        from .fixedcheck import check_fixed_point
+
+        check_fixed_point(prep)
+    return prep
+
+
+def _prepare_reductions(prep: Prepared, network: Network, cu) -> None:
         for name, red in cu.reductions.items():
             n = _element_count(prep, network, cu.target)
             shape = (n,) if red.over == "batch" else (network.batch_size,)
             prep.state[f"{cu.name}.{name}"] = np.zeros(shape, dtype=prep.dtype)
             prep.types[f"{cu.name}.{name}"] = "float"
-    return prep
+            if prep.fixed is not None:
+                prep.formats[f"{cu.name}.{name}"] = (prep.fixed, False)
 
 
 def _element_count(prep: Prepared, network: Network, target: str) -> int:
@@ -115,8 +144,10 @@ def _prepare_projection(prep: Prepared, proj: Projection, seed: int):
 
 
 def _store(prep: Prepared, key: str, var, values: np.ndarray):
-    prep.state[key] = np.ascontiguousarray(values, dtype=prep.var_dtype(var.type))
+    prep.state[key] = np.ascontiguousarray(prep.encode(key, var, values))
     prep.types[key] = var.type
+    if prep.storage(var) is not None:
+        prep.formats[key] = prep.storage(var)
 
 
 def _init_vars(prep: Prepared, owner: str, variables, inits: dict, n: int, seed: int):
@@ -162,9 +193,10 @@ def _init_synapse_vars(prep: Prepared, proj: Projection, syn: Synapses, seed: in
         _store(prep, f"{proj.name}.{var.name}", var, np.array(values))
 
 
-def procedural_values(proj: Projection, var, syn_rows, pos, batch_idx, seed: int, dtype):
-    """Synapse var values of procedural connectivity, regenerated from the init
-    stream exactly as stored connectivity would have drawn them."""
+def procedural_values(prep: Prepared, proj: Projection, var, syn_rows, pos, batch_idx, seed: int):
+    """Synapse var values of procedural connectivity (in stored representation),
+    regenerated from the init stream exactly as stored connectivity draws them."""
     rng = stream(seed, proj.name, var.name, "init")
     b = batch_idx if var.batched else 0
-    return proj.wu_init[var.name].sample(rng, syn_rows, pos, b).astype(dtype)
+    values = proj.wu_init[var.name].sample(rng, syn_rows, pos, b)
+    return prep.encode(f"{proj.name}.{var.name}", var, values)

@@ -89,7 +89,8 @@ KINDS: dict[str, tuple[type, dict[str, str]]] = {
         "name": "str", "target": "str", "code": "str", "var_refs": "{str}",
         "params": "{float}", "reductions": "{Reduction}", "group": "str", "every_step": "bool"}),
     "Reduction": (Reduction, {"op": "str", "over": "str"}),
-    "Var": (Var, {"name": "str", "type": "str", "batched": "bool", "default": "float?"}),
+    "Var": (Var, {"name": "str", "type": "str", "batched": "bool", "default": "float?",
+                  "fmt": "Fixed?", "saturate": "bool"}),
     "NeuronModel": (NeuronModel, {
         **_MODEL, "sim": "str", "threshold": "str", "reset": "str", "events": "str",
         "inputs": "[str]", "native": "str", "doc": "str"}),

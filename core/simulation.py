@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fixed import to_fixed, to_real
 from .net import Network
 from .network import Population
 from .prepare import Prepared, prepare
@@ -94,6 +95,8 @@ class Simulation:
         batched vars when batch_size is 1, else (batch, n)."""
         self._check_var(name, "get")
         value = np.array(self._pull(name))
+        if name in self.prepared.formats:  # fixed point: stored integers -> real values
+            value = to_real(value, self.prepared.formats[name][0])
         if value.ndim == 2 and self.network.batch_size == 1:
             value = value[0]
         return value
@@ -110,7 +113,9 @@ class Simulation:
             new = np.broadcast_to(array, current.shape)
         except ValueError:
             raise ValueError(f"set {name!r}: shape {array.shape} does not fit {current.shape}") from None
-        if np.issubdtype(current.dtype, np.integer) and np.any(new != np.round(new)):
+        if name in self.prepared.formats:
+            new = to_fixed(new, self.prepared.formats[name][0], f"set {name!r}")
+        elif np.issubdtype(current.dtype, np.integer) and np.any(new != np.round(new)):
             raise ValueError(f"set {name!r}: int var needs integer values")
         current[...] = new.astype(current.dtype)  # in place: backends may hold pointers
         self._push(name)
@@ -202,7 +207,7 @@ class Simulation:
             steps = len(next(iter(values.values())))
             self._var_steps.extend(range(first_step, first_step + steps))
             for name in self.record_vars:
-                block = values[name]
+                block = self._real(name, values[name])
                 if block.ndim == 3 and self.network.batch_size == 1:
                     block = block[:, 0]
                 self._var_log[name].extend(np.array(block))
@@ -211,9 +216,13 @@ class Simulation:
         if self.record_vars:
             self._var_steps.append(step)
             for name in self.record_vars:
-                value = self._pull(name)
+                value = self._real(name, self._pull(name))
                 self._var_log[name].append(np.array(value[0] if value.ndim == 2 and
                                                     self.network.batch_size == 1 else value))
+
+    def _real(self, name: str, raw: np.ndarray) -> np.ndarray:
+        fmt = self.prepared.formats.get(name)
+        return raw if fmt is None else to_real(raw, fmt[0])
 
     def _pull(self, name: str) -> np.ndarray:
         return self.state[name]

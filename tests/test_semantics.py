@@ -87,3 +87,18 @@ def test_synapse_draws_use_row_and_position(backend):
     rows, pos = np.arange(2)[:, None], np.arange(4)[None, :]
     u = uniform_from_word(rng.words(1, rows, pos, pack_c3(0, 0))[0], np.float64)
     np.testing.assert_allclose(sim.get("B.got"), u.sum(axis=0), rtol=1e-15)
+
+
+def test_empty_spike_source_and_sparse_post_spike_columns(backend):
+    """Regression: a spike source without spikes, and post_spike code where spiking
+    postsynaptic neurons lie beyond every connected target."""
+    stdp = dict(tau_plus=10.0, tau_minus=10.0, a_plus=0.1, a_minus=0.1, w_min=0.0, w_max=1.0)
+    net = sf.NetworkBuilder(dt=1.0)
+    net.population("A", sf.SpikeSourceArray, 2, spike_times=[[], [5.0]])
+    net.population("B", sf.SpikeSourceArray, 2, spike_times=[[], [0.0]])
+    net.connect("A", "B", sf.Sparse.from_pairs([1], [0], 2), weight_update=sf.STDP, w=0.5,
+                wu_params=stdp)
+    sim = net.build(backend=backend)
+    sim.run(steps=8)
+    assert sim.get("A_B.w")[0] == pytest.approx(0.5 - 0.1 * np.exp(-0.0), abs=0.2)
+    assert len(sim.spikes("A")[0]) == 1

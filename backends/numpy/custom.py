@@ -16,9 +16,6 @@ import numpy as np
 from spikeforge.lang.tree import names_assigned
 from spikeforge.network import Population
 
-IDENTITY = {"sum": 0.0, "max": -np.inf}
-
-
 def _elements(sim, cu) -> int:
     target = sim.network.nodes[cu.target]
     if isinstance(target, Population):
@@ -28,7 +25,7 @@ def _elements(sim, cu) -> int:
 
 def _ref_view(sim, cu, ref: str, shape) -> np.ndarray:
     node, var = ref.split(".")
-    value = sim.state[ref]
+    value = sim.load(ref, sim.state[ref])
     if node != cu.target:
         over = sim.network.nodes[node].reductions[var].over
         value = value[None, :] if over == "batch" else value[:, None]
@@ -38,15 +35,14 @@ def _ref_view(sim, cu, ref: str, shape) -> np.ndarray:
 
 
 def run_custom_update(sim, cu) -> None:
-    dtype, batch = sim.prepared.dtype, sim.network.batch_size
+    batch = sim.network.batch_size
     shape = (batch, _elements(sim, cu))
-    env = {k: dtype(v) for k, v in cu.params.items()}
-    env.update(t=dtype(sim.step * sim.network.dt), dt=dtype(sim.network.dt),
-               step=np.int32(sim.step), batch=np.arange(batch, dtype=np.int32)[:, None])
+    env = sim.scalars(cu.name)
+    env["batch"] = np.arange(batch, dtype=np.int32)[:, None]
     for local, ref in cu.var_refs.items():
         env[local] = np.array(_ref_view(sim, cu, ref, shape))
     for name, red in cu.reductions.items():
-        env[name] = np.full(shape, IDENTITY[red.op], dtype=dtype)
+        env[name] = np.full(shape, identity(sim, red.op), dtype=sim.work_dtype)
     evaluator = sim.evaluator(cu.name, "code", env, None, None, None)
     evaluator.types.update(sim._types_of(env))
     evaluator.run(cu.parsed)
@@ -55,8 +51,16 @@ def run_custom_update(sim, cu) -> None:
         if local in written:
             value = np.broadcast_to(env[local], shape)
             current = sim.state[ref]
-            sim.state[ref] = np.array(value if current.ndim == 2 else value[0], dtype=current.dtype)
+            sim.state[ref] = sim.encode(ref, value if current.ndim == 2 else value[0])
     for name, red in cu.reductions.items():
         reduce = np.sum if red.op == "sum" else np.max
         axis = 0 if red.over == "batch" else 1
-        sim.state[f"{cu.name}.{name}"] = reduce(env[name], axis=axis).astype(dtype)
+        key = f"{cu.name}.{name}"
+        sim.state[key] = sim.encode(key, sim.wrapped(reduce(env[name], axis=axis)))
+
+
+def identity(sim, op: str):
+    """Start value of a reduction: 0, or the most negative number of the format."""
+    if op == "sum":
+        return 0
+    return -np.inf if sim.fmt is None else -(1 << (sim.fmt.bits - 1))

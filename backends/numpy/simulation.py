@@ -23,6 +23,9 @@ from spikeforge.prepare import stream
 from spikeforge.simulation import Simulation
 
 from . import synapses as S
+from spikeforge import fixed as F
+
+from .fixed import FIXED, FixedKernelEvaluator
 from .kernels import MAX_EVENTS, Counters, KernelEvaluator
 
 
@@ -31,6 +34,8 @@ class NumpySimulation(Simulation):
 
     def __init__(self, network, record_spikes=None, record_vars=()):
         super().__init__(network, record_spikes, record_vars)
+        self.fmt = self.prepared.fixed  # compute format, None in floating point
+        self.work_dtype = FIXED if self.fmt is not None else self.prepared.dtype
         self._columns = {}
         self._reset_buffers()
 
@@ -47,7 +52,7 @@ class NumpySimulation(Simulation):
                            for p in net.populations}
         self.input_ring = {
             proj.name: np.zeros((proj.max_dendritic_delay + 1, batch,
-                                 net.population(proj.post).size), dtype=self.prepared.dtype)
+                                 net.population(proj.post).size), dtype=self.work_dtype)
             for proj in net.projections}
         self.ssa_next = {name: offsets[:-1].copy()
                          for name, (offsets, _) in self.prepared.spike_steps.items()}
@@ -60,20 +65,48 @@ class NumpySimulation(Simulation):
         return ring[step % len(ring)]
 
     # environments ----------------------------------------------------------------
+    def constant(self, value: float):
+        """A real constant in the compute representation (rounded once)."""
+        if self.fmt is None:
+            return self.prepared.dtype(value)
+        return FIXED(F.to_fixed(value, self.fmt, "constant"))
+
     def scalars(self, node: str) -> dict:
-        dtype = self.prepared.dtype
-        env = {k: dtype(v) for k, v in self.prepared.params[node].items()}
-        env.update(t=dtype(self.step * self.network.dt), dt=dtype(self.network.dt),
-                   step=np.int32(self.step))
+        env = {k: self.constant(v) for k, v in self.prepared.params[node].items()}
+        t = self.step * self.network.dt
+        if self.fmt is None:
+            env["t"] = self.prepared.dtype(t)
+        else:  # t is rounded once and wraps like any value
+            env["t"] = FIXED(F.wrap(np.rint(t * 2.0**self.fmt.frac), self.fmt.bits))
+        env.update(dt=self.constant(self.network.dt), step=np.int32(self.step))
         return env
 
+    def load(self, key: str, raw):
+        """Stored values -> the compute representation."""
+        fmt = self.prepared.formats.get(key)
+        return raw if fmt is None else F.load(raw, fmt[0], self.fmt)
+
+    def encode(self, key: str, value):
+        """Compute representation -> stored values (format, wrap or saturation)."""
+        dtype = self.state[key].dtype
+        fmt = self.prepared.formats.get(key)
+        return np.asarray(value).astype(dtype) if fmt is None else F.store(
+            value, self.fmt, *fmt).astype(dtype)
+
+    def wrapped(self, value):
+        return value if self.fmt is None else F.wrap(value, self.fmt.bits)
+
     def var_view(self, key: str) -> np.ndarray:
-        value = self.state[key]
+        value = self.load(key, self.state[key])
         return value[None, :] if value.ndim == 1 else value
 
     def evaluator(self, node: str, field: str, env: dict, c1, c2, batch, on_deliver=None):
         counters = Counters(stream(self.seed, node, field), self.rng_step, c1, c2, batch)
-        return KernelEvaluator(env, self.prepared.dtype, {}, counters, on_deliver)
+        if self.fmt is None:
+            return KernelEvaluator(env, self.prepared.dtype, {}, counters, on_deliver)
+        constants = {**self.prepared.params.get(node, {}), **self.prepared.ps_params.get(
+            node, {}), "dt": self.network.dt}
+        return FixedKernelEvaluator(env, self.fmt, {}, counters, on_deliver, constants)
 
     def neuron_counters(self, n: int):
         return np.arange(n)[None, :], 0, np.arange(self.network.batch_size)[:, None]
@@ -126,7 +159,7 @@ class NumpySimulation(Simulation):
         inputs = {}
         for pop in net.populations:
             for name in ("i_syn", *pop.model.inputs):
-                inputs[(pop.name, name)] = np.zeros((batch, pop.size), dtype=self.prepared.dtype)
+                inputs[(pop.name, name)] = np.zeros((batch, pop.size), dtype=self.work_dtype)
         for source in net.current_sources:
             pop = net.population(source.target)
             env = {**self.scalars(source.name), **self._own_vars(source.name, source.model.vars)}
@@ -136,7 +169,7 @@ class NumpySimulation(Simulation):
             self._run_and_store(source.name, "code", model.parsed["code"], env, counters,
                                 model.vars)
             current = self.eval_expr(source.name, "current", model.parsed["current"], env, counters)
-            inputs[(pop.name, "i_syn")] += current
+            inputs[(pop.name, "i_syn")] = self.wrapped(inputs[(pop.name, "i_syn")] + current)
         return inputs
 
     def _own_vars(self, owner: str, variables) -> dict:
@@ -146,8 +179,7 @@ class NumpySimulation(Simulation):
         for var in variables:
             key = f"{owner}.{var.name}"
             value = np.broadcast_to(env[var.name], self.var_view(key).shape)
-            self.state[key] = np.array(value.reshape(self.state[key].shape),
-                                       dtype=self.state[key].dtype)
+            self.state[key] = self.encode(key, value.reshape(self.state[key].shape))
 
     def _run_and_store(self, owner, field, tree, env, counters, variables, mask=None):
         if tree:
@@ -217,14 +249,15 @@ class NumpySimulation(Simulation):
         ring = self.input_ring[proj.name]
         slot = self.step % len(ring)
         env = {**self.scalars(proj.name), **self._post_neuron_vars(post)}
-        env.update({k: self.prepared.dtype(v) for k, v in self.prepared.ps_params[proj.name].items()})
+        env.update({k: self.constant(v) for k, v in self.prepared.ps_params[proj.name].items()})
         env.update(self._own_vars(proj.name, ps.vars))
-        env["inp"] = ring[slot].copy()
+        env["inp"] = self.wrapped(ring[slot].copy())
         env["batch"] = np.arange(self.network.batch_size, dtype=np.int32)[:, None]
         counters = self.neuron_counters(post.size)
         self._run_and_store(proj.name, "code", ps.parsed["code"], env, counters, ps.vars)
         current = self.eval_expr(proj.name, "current", ps.parsed["current"], env, counters)
-        inputs[(post.name, proj.target)] += current
+        key = (post.name, proj.target)
+        inputs[key] = self.wrapped(inputs[key] + current)
         ring[slot] = 0
 
     def _post_neuron_vars(self, pop, suffix="_post"):
@@ -234,8 +267,8 @@ class NumpySimulation(Simulation):
     def _phase_neurons(self, pop: Population, inputs):
         model = pop.model
         env = {**self.scalars(pop.name), **self._own_vars(pop.name, model.vars)}
-        env["i_syn"] = inputs[(pop.name, "i_syn")]
-        env.update({name: inputs[(pop.name, name)] for name in model.inputs})
+        env["i_syn"] = self.wrapped(inputs[(pop.name, "i_syn")])
+        env.update({name: self.wrapped(inputs[(pop.name, name)]) for name in model.inputs})
         env["batch"] = np.arange(self.network.batch_size, dtype=np.int32)[:, None]
         counters = self.neuron_counters(pop.size)
         self._run_and_store(pop.name, "sim", model.parsed["sim"], env, counters, model.vars)
@@ -263,6 +296,8 @@ class NumpySimulation(Simulation):
         offsets, steps = self.prepared.spike_steps[pop.name]
         nxt, end = self.ssa_next[pop.name], offsets[1:]
         counts = np.zeros(len(nxt), dtype=np.int32)
+        if len(steps) == 0:
+            return counts.reshape(self.network.batch_size, pop.size)
         while True:
             live = nxt < end
             stale = live & (steps[np.minimum(nxt, len(steps) - 1)] < self.step)

@@ -44,7 +44,7 @@ def spiking_rounds(counts: np.ndarray):
 def _expand(starts: np.ndarray, lengths: np.ndarray):
     """For ranges [start, start+len): (owner index, offset within range) per element."""
     owner = np.repeat(np.arange(len(starts)), lengths)
-    first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    first = (np.cumsum(lengths) - lengths).astype(np.int64)
     offset = np.arange(int(lengths.sum())) - np.repeat(first, lengths)
     return owner, offset
 
@@ -94,21 +94,24 @@ def synapse_env(sim, proj, es: ElementSet) -> dict:
     wu = proj.weight_update
     pre, post = net.population(proj.pre), net.population(proj.post)
     env = dict(sim.scalars(proj.name))
+    def gather(key, var, index):
+        return sim.load(key, _gather(state[key], var.batched, es.b, index))
+
     for var in wu.vars:
+        key = f"{proj.name}.{var.name}"
         if es.vi is None:
-            env[var.name] = procedural_values(proj, var, es.row, es.pos, es.b, sim.seed,
-                                              sim.prepared.var_dtype(var.type))
+            env[var.name] = sim.load(key, procedural_values(sim.prepared, proj, var, es.row,
+                                                            es.pos, es.b, sim.seed))
         else:
-            env[var.name] = _gather(state[f"{proj.name}.{var.name}"], var.batched, es.b, es.vi)
+            env[var.name] = gather(key, var, es.vi)
     for var in wu.pre_vars:
-        env[var.name] = _gather(state[f"{proj.name}.{var.name}"], var.batched, es.b, es.row)
+        env[var.name] = gather(f"{proj.name}.{var.name}", var, es.row)
     for var in wu.post_vars:
-        env[var.name] = _gather(state[f"{proj.name}.{var.name}"], var.batched, es.b, es.post)
+        env[var.name] = gather(f"{proj.name}.{var.name}", var, es.post)
     for var in pre.model.vars:
-        env[var.name + "_pre"] = _gather(state[f"{pre.name}.{var.name}"], var.batched, es.b, es.row)
+        env[var.name + "_pre"] = gather(f"{pre.name}.{var.name}", var, es.row)
     for var in post.model.vars:
-        env[var.name + "_post"] = _gather(state[f"{post.name}.{var.name}"], var.batched, es.b,
-                                          es.post)
+        env[var.name + "_post"] = gather(f"{post.name}.{var.name}", var, es.post)
     env["batch"] = es.b.astype(np.int32)
     return env
 
@@ -120,8 +123,9 @@ def _gather(array, batched, b, index):
 def write_synapse_vars(sim, proj, es: ElementSet, env: dict, written: set[str]) -> None:
     for var in proj.weight_update.vars:
         if var.name in written:
-            target = sim.state[f"{proj.name}.{var.name}"]
-            value = np.broadcast_to(env[var.name], es.shape)
+            key = f"{proj.name}.{var.name}"
+            target = sim.state[key]
+            value = sim.encode(key, np.broadcast_to(env[var.name], es.shape))
             if var.batched:
                 target[np.broadcast_to(es.b, es.shape), np.broadcast_to(es.vi, es.shape)] = value
             else:

@@ -30,6 +30,9 @@ class Evaluator:
         self.dtype = np.dtype(dtype)
         self.types = types or {}
 
+    def kind_of(self, value) -> str:
+        return _kind_of(value)
+
     # hooks ------------------------------------------------------------------
     def draw(self, call: T.Call, args):
         raise ValueError(f"random function '{call.func}' is not available here")
@@ -60,9 +63,9 @@ class Evaluator:
         if stmt.op is not None:
             value = self._binary(stmt.op, self.env[name], value)
         kind = self.types.get(name)
-        value = self._cast(value, kind if kind else _kind_of(value))
+        value = self._cast(value, kind if kind else self.kind_of(value))
         if name not in self.types:
-            self.types[name] = _kind_of(value)
+            self.types[name] = self.kind_of(value)
         if mask is not None and name in self.env:
             value = np.where(mask, value, self.env[name])
         self.env[name] = value
@@ -107,9 +110,9 @@ class Evaluator:
         raise TypeError(f"cannot evaluate {type(node).__name__}")
 
     def _promote(self, a, b):
-        if _kind_of(a) == "int" and _kind_of(b) == "int":
+        if self.kind_of(a) == "int" and self.kind_of(b) == "int":
             return a, b
-        if _kind_of(a) == "bool" or _kind_of(b) == "bool":
+        if self.kind_of(a) == "bool" or self.kind_of(b) == "bool":
             return a, b
         return self._cast(a, "float"), self._cast(b, "float")
 

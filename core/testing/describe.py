@@ -44,7 +44,7 @@ def features(network: Network) -> set[str]:
     ``wu:STDP``, ``ps:ExpCurr``, ``cs:GaussianNoise``, ``delay:axonal``,
     ``delay:dendritic``, ``input:target``, ``input:pre_target``, ``ssa:per_batch``,
     ``cu:reduce:batch``, ``cu:reduce:neurons``, ``cu:followup``, ``cu:every_step``,
-    ``cu:projection``, ``batch:>1``, ``precision:<p>`` (for coverage checks)."""
+    ``cu:host``, ``cu:projection``, ``batch:1``, ``batch:>1``, ``precision:<p>``."""
     tags = {f"precision:{network.precision}", "batch:>1" if network.batch_size > 1 else "batch:1"}
     for pop in network.populations:
         tags.add("neuron:" + ("user" if _is_user(pop.model) else pop.model.name))
@@ -95,8 +95,8 @@ def _fmt_conn(conn) -> str:
 
 def _fmt_model(model) -> list[str]:
     kinds = [(v.name, v.type, "batched" if v.batched else "shared") for v in model.vars]
-    out = [f"  model {model.name}: params={list(model.params)} derived={dict(model.derived)} "
-           + f"vars={kinds}"]
+    out = [(f"  model {model.name}: params={list(model.params)} "
+            f"derived={dict(model.derived)} vars={kinds}")]
     for attr in ("pre_vars", "post_vars", "inputs", "pre_target"):
         if getattr(model, attr, None):
             out.append(f"    {attr}: {getattr(model, attr)!r}")
@@ -110,8 +110,8 @@ def _fmt_model(model) -> list[str]:
 def describe(network: Network) -> str:
     """A short human-readable listing of a network (for failure messages); the code
     of user-defined models follows the nodes."""
-    lines = [f"Network(dt={network.dt}, batch_size={network.batch_size}, "
-             + f"seed={network.seed}, precision={network.precision})"]
+    lines = [(f"Network(dt={network.dt}, batch_size={network.batch_size}, "
+              f"seed={network.seed}, precision={network.precision})")]
     user = {}
     for pop in network.populations:
         text = (f"  population {pop.name}: {pop.model.name} x{pop.size} "

@@ -170,7 +170,7 @@ def _population(draw, ctx: _Ctx, index: int) -> None:
         spec = NEURONS[kind]
         model, ranges, ctx.scale[name] = spec.model, spec.ranges, spec.scale
         params = {p: draw(spec.params[p]) for p in model.params} if kind != "Izhikevich" \
-            else dict(zip("abcd", draw(st.sampled_from(_IZH_PRESETS))))
+            else dict(zip("abcd", draw(st.sampled_from(_IZH_PRESETS)), strict=True))
         if kind == "SpikeSourceArray":
             spike_times = _spike_times(draw, size, ctx.batch, ctx.net.network().dt)
     init = {}
@@ -194,9 +194,6 @@ def _spike_times(draw, size: int, batch: int, dt: float):
 
     nested = draw(st.booleans())
     per_batch = [one() for _ in range(batch if nested else 1)]
-    # TODO(bug): the numpy backend crashes (IndexError in NumpySimulation._ssa_counts) on a
-    # spike-source array with no spike time at all; until fixed, keep at least one.
-    per_batch[0][0] = per_batch[0][0] or [0.0]
     return per_batch if nested else per_batch[0]
 
 
@@ -270,11 +267,6 @@ def _connectivity(draw, pre: Population, post: Population, writes: bool, procedu
     geometries = () if writes else conv2d_geometries(n_pre, n_post)
     kinds = ["Dense", *(["OneToOne"] if n_pre == n_post else []), "Sparse", "FixedProbability",
              "FixedNumberPost", "FixedTotalNumber", *(["Conv2D"] * 2 if geometries else [])]
-    if post_spike:
-        # TODO(bug): numpy's post_spike phase crashes (synapses._expand on an empty range list)
-        # when every spiking postsynaptic neuron lies above the highest connected target;
-        # until fixed, post_spike code only gets connectivity that reaches every target.
-        kinds = [k for k in kinds if k in ("Dense", "OneToOne", "Conv2D")]
     kind = draw(st.sampled_from(kinds))
     if kind in ("Dense", "OneToOne"):
         return Dense() if kind == "Dense" else OneToOne()
@@ -385,8 +377,8 @@ def _custom_update(draw, ctx: _Ctx, name: str) -> None:
     op = draw(st.sampled_from(["sum", "max"]))
     ctx.net.custom_update(name, node, "r = x", var_refs={"x": ref},
                           reductions={"r": Reduction(op, over)}, every_step=every_step)
-    # TODO(bug): writing a shared var from a per-batch-element (over="neurons") reduction
-    # passes Network validation but is ambiguous (numpy keeps batch 0's value); not drawn.
+    # Writing a shared var from a per-batch-element (over="neurons") reduction is rejected
+    # by Network validation when batch_size > 1; not drawn.
     if kind == "reduce" or (over == "neurons" and not batched):
         return
     count = ctx.batch if over == "batch" else ctx.net.network().population(node).size
