@@ -133,6 +133,9 @@ def _prepare_projection(prep: Prepared, proj: Projection, seed: int):
     prep.params[proj.name] = _all_params(wu, proj.wu_params, net.dt)
     prep.ps_params[proj.name] = _all_params(ps, proj.ps_params, net.dt)
     conn = proj.connectivity
+    for var in wu.vars:  # formats hold for procedural (unstored) synapse vars too
+        if prep.storage(var) is not None:
+            prep.formats[f"{proj.name}.{var.name}"] = prep.storage(var)
     if not conn.procedural:
         rng = stream(seed, proj.name, "connectivity")
         syn = with_synapse_indices(conn.materialise(rng, pre.size, post.size, pre is post))

@@ -100,5 +100,5 @@ def test_empty_spike_source_and_sparse_post_spike_columns(backend):
                 wu_params=stdp)
     sim = net.build(backend=backend)
     sim.run(steps=8)
-    assert sim.get("A_B.w")[0] == pytest.approx(0.5 - 0.1 * np.exp(-0.0), abs=0.2)
+    assert sim.get("A_B.w")[0] == 0.5  # B's only spike hits no synapse; B0's trace is 0
     assert len(sim.spikes("A")[0]) == 1

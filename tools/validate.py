@@ -237,8 +237,9 @@ def shrink_random(backend: str, count: int, seed: int, steps: int, budget_s: flo
                   fallback) -> tuple[object, bool, str]:
     """Replay the seeded draw with a body that fails when ``backend`` disagrees with
     numpy; hypothesis stops at the first failing example and shrinks it. Returns
-    (network, shrunk, how). ``fallback`` (the failing example found before) is used
-    when the replay does not fail (e.g. a nondeterministic backend)."""
+    (network, shrunk, how). ``count`` must be the K of the original draw (hypothesis'
+    generation depends on max_examples). ``fallback`` (the failing example found
+    before) is used when the replay does not fail (e.g. a nondeterministic backend)."""
     hypothesis, testing = _hypothesis()
     deadline = time.monotonic() + budget_s
     seen = []

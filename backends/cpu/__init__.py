@@ -1,8 +1,6 @@
 """The cpu backend: generated C (one translation unit per network), compiled with
 the system C compiler (-O3, OpenMP when supported) and loaded through cffi."""
 
-from spikeforge.numerics import Fixed
-
 from . import runtime
 from .simulation import CpuSimulation
 
@@ -26,9 +24,6 @@ class CpuBackend:
               extra_flags=(), threads=None) -> CpuSimulation:
         """Options: ``threads`` (OpenMP threads; default OMP_NUM_THREADS or all
         cores), ``opt`` (optimisation flag), ``openmp``, ``extra_flags``."""
-        if isinstance(network.precision, Fixed):
-            raise NotImplementedError(
-                "cpu backend: fixed-point precision is not implemented yet (see README 'Status')")
         return CpuSimulation(network, record_spikes, record_vars, opt, openmp, extra_flags,
                              threads)
 

@@ -14,8 +14,8 @@ from spikeforge.simulation import Simulation
 from . import runtime
 from .dialect import CpuDialect
 
-CTYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
-          "uint8": "uint8_t"}
+CTYPES = {"float32": "float", "float64": "double", "int8": "int8_t", "int16": "int16_t",
+          "int32": "int32_t", "int64": "int64_t", "uint8": "uint8_t"}
 
 
 class CpuSimulation(Simulation):

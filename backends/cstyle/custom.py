@@ -14,7 +14,11 @@ from spikeforge.network import Population
 
 from .elements import Binding, Element, indent
 
-IDENTITY = {"sum": "0", "max": "(-INFINITY)"}
+def identity(prog, op: str) -> str:
+    """0 for sums; for max the smallest value of the format."""
+    if op == "sum":
+        return "0"
+    return "(-INFINITY)" if prog.fixed is None else f"INT64_C({-(1 << (prog.fixed.bits - 1))})"
 
 
 def _size(prog, cu) -> int:
@@ -36,7 +40,7 @@ def _ref_binding(prog, cu, ref: str, n: int, written: bool) -> Binding:
     if node == cu.target:
         v = _target_var(prog, cu, var)
         where = f"{ptr}[(int64_t)b * {n} + e]" if v.batched else f"{ptr}[e]"
-        return Binding(v.type, where, written and v.batched)
+        return Binding(v.type, where, written and v.batched, fmt=prog.prepared.formats.get(ref))
     over = prog.network.nodes[node].reductions[var].over
     return Binding("float", f"{ptr}[{'e' if over == 'batch' else 'b'}]")
 
@@ -52,9 +56,10 @@ def custom_update(prog, cu) -> list[str]:
         names[local] = _ref_binding(prog, cu, ref, n, local in written)
         if local in written and not names[local].store:
             shared_written.append(local)
-            names[local] = Binding(names[local].kind, names[local].load, mutable=True)
+            names[local] = Binding(names[local].kind, names[local].load, mutable=True,
+                                   fmt=names[local].fmt)
     for name, red in cu.reductions.items():
-        names[name] = Binding("float", IDENTITY[red.op], mutable=True)
+        names[name] = Binding("float", identity(prog, red.op), mutable=True)
     el = Element(prog, cu.name, names, c1="e")
     body = el.declare([cu.parsed]) + el.code("code", cu.parsed) + el.stores()
     body += [f"if (b == 0) sh_{x} = u_{x};" for x in shared_written]
@@ -63,7 +68,8 @@ def custom_update(prog, cu) -> list[str]:
     loop = [f"{prog.ctype(names[x].kind)} sh_{x} = 0;" for x in shared_written]
     loop += [f"for (int32_t b = 0; b < {prog.batch}; b++) {{", "    {", *indent(body, 2), "    }",
              "}"]
-    loop += [f"{names[x].load} = sh_{x};" for x in shared_written]
+    loop += [prog.store(Binding(names[x].kind, names[x].load, fmt=names[x].fmt), f"sh_{x}")
+             for x in shared_written]
     loop = [f"for (int64_t e = 0; e < {n}; e++) {{", *indent(loop), "}"]
     if any(red.over == "neurons" for red in cu.reductions.values()):
         return ["SF_OMP(omp single)", "{", *indent(inits + loop), "}"]  # one order per sum
@@ -78,12 +84,12 @@ def _out(prog, cu, name, red) -> str:
 def _init_output(prog, cu, name, red, n) -> str:
     size = n if red.over == "batch" else prog.batch
     ptr = prog.ptr(f"state:{cu.name}.{name}")
-    return f"for (int64_t x = 0; x < {size}; x++) {ptr}[x] = {IDENTITY[red.op]};"
+    return f"for (int64_t x = 0; x < {size}; x++) {ptr}[x] = {identity(prog, red.op)};"
 
 
 def _fold(prog, cu, name, red) -> str:
     out = _out(prog, cu, name, red)
     if red.op == "sum":
-        return f"{out} += u_{name};"
-    suffix = "f" if prog.precision == "float32" else "d"
+        return prog.accumulate(out, f"u_{name}")
+    suffix = "l" if prog.fixed is not None else ("f" if prog.precision == "float32" else "d")
     return f"{out} = sf_max_{suffix}({out}, u_{name});"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from spikeforge.lang import tree as T
 from spikeforge.philox import stream_id
 
-from .render import Renderer, mangle
+from .render import Renderer, mangle  # noqa: F401  (Renderer: the type returned)
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Binding:
     load: str  # C expression (an lvalue for stored names)
     store: bool = False  # written back after the code
     mutable: bool = False  # assignable local that is not written back
+    fmt: tuple | None = None  # fixed point: (storage Fixed, saturate) of the stored value
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Element:
         def draw(call, args):
             return self.program.draw(call, args, self.counter(call.site, stream))
 
-        return Renderer(self.program.dialect, self.program.precision, types, draw, self.deliver)
+        return self.program.renderer(self.node, types, draw, self.deliver)
 
     def counter(self, site: int, stream: int) -> str:
         c3 = f"(((uint32_t){self.batch} << 8) | {site}u)"
@@ -65,7 +66,7 @@ class Element:
             bind = self.names[name]
             ctype = self.program.ctype(bind.kind)
             const = "" if bind.store or bind.mutable else "const "
-            lines.append(f"{const}{ctype} {mangle(name)} = {bind.load};")
+            lines.append(f"{const}{ctype} {mangle(name)} = {self.program.load(bind)};")
             self.declared.add(name)
         return lines
 
@@ -81,7 +82,7 @@ class Element:
         return renderer.cast(renderer.expr(tree), kind)
 
     def stores(self) -> list[str]:
-        return [f"{self.names[n].load} = {mangle(n)};" for n in sorted(self.written)
+        return [self.program.store(self.names[n], mangle(n)) for n in sorted(self.written)
                 if n in self.names and self.names[n].store]
 
 

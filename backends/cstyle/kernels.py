@@ -20,7 +20,10 @@ def params(prog, values: dict) -> dict:
 def builtins(prog, batch: str = "b") -> dict:
     dt = prog.network.dt
     scalar = prog.ctype("float")
-    return {"t": Binding("float", f"(({scalar})((double)S->step * {float(dt).hex()}))"),
+    t = f"(({scalar})((double)S->step * {float(dt).hex()}))"
+    if prog.fixed is not None:  # rounded once (ties to even), wraps like any value
+        t = f"sf_wrap((int64_t)nearbyint((double)S->step * {float(dt * 2.0**prog.fixed.frac).hex()}))"
+    return {"t": Binding("float", t),
             "dt": Binding("float", prog.literal(dt)),
             "step": Binding("int", "(int32_t)S->step"),
             "batch": Binding("int", batch)}
@@ -29,7 +32,7 @@ def builtins(prog, batch: str = "b") -> dict:
 def var_ref(prog, key: str, var, n: int, index: str, batch: str = "b", store: bool = False):
     ptr = prog.ptr(f"state:{key}")
     where = f"{ptr}[(int64_t){batch} * {n} + {index}]" if var.batched else f"{ptr}[{index}]"
-    return Binding(var.type, where, store)
+    return Binding(var.type, where, store, fmt=prog.prepared.formats.get(key))
 
 
 def vars_of(prog, owner: str, variables, n: int, index: str, store: bool, suffix: str = "",
@@ -74,8 +77,8 @@ def inputs(prog) -> list[str]:
         el = Element(prog, source.name, names, c1="i")
         current = model.parsed["current"]
         body = block(el, [("code", model.parsed["code"])], [current])
-        body.append(f"{prog.ptr(f'input:{pop.name}.i_syn')}[(int64_t)b * {pop.size} + i] += "
-                    f"{el.expr('current', current, 'float')};")
+        body.append(prog.accumulate(f"{prog.ptr(f'input:{pop.name}.i_syn')}[(int64_t)b * "
+                                    f"{pop.size} + i]", el.expr('current', current, 'float')))
         lines += batch_loop(prog, pop.size, ["{", *indent(body + el.stores()), "}"])
     return lines
 
@@ -120,15 +123,17 @@ def delivery(prog, proj, row: str, post: str):
     scalar = prog.ctype("float")
 
     def deliver(call, args):
-        value = f"(({scalar})({args[0][0]}))"
+        value = f"(({scalar})({args[0][0]}))" if args[0][1] == "float" or prog.fixed is None \
+            else f"sf_fx_from_int({args[0][0]})"
         if call.func == "deliver_pre":
             target = prog.ptr(f"input:{proj.pre}.{proj.weight_update.pre_target}")
-            return f"{target}[(int64_t)b * {n_pre} + {row}] += {value};"
+            return prog.accumulate(f"{target}[(int64_t)b * {n_pre} + {row}]", value)
         delay = "0"
         if call.func == "deliver_delayed":
             delay = f"sf_min_i(sf_max_i({args[1][0]}, 0), {proj.max_dendritic_delay})"
         slot = f"sf_mod(S->step + {delay}, {depth})"
-        return (f"{ring}[({slot} * {prog.batch} + b) * (int64_t){n_post} + {post}] += {value};")
+        return prog.accumulate(f"{ring}[({slot} * {prog.batch} + b) * (int64_t){n_post} + {post}]",
+                               value)
 
     return deliver
 
@@ -239,7 +244,10 @@ def procedural_vars(prog, proj, row: str) -> dict:
         stream = f"0x{stream_id(f'{proj.name}.{var.name}.init'):08x}u"
         batch = "b" if var.batched else "0"
         value = init_expr(proj.wu_init[var.name], stream, row, "pos", batch)
-        out[var.name] = Binding(var.type, f"(({prog.ctype(var.type)})({value}))")
+        fmt = prog.prepared.formats.get(f"{proj.name}.{var.name}")
+        if fmt is not None:  # rounded to the var's format as stored init values are
+            value = f"(int64_t)nearbyint(({value}) * {float(2.0**fmt[0].frac).hex()})"
+        out[var.name] = Binding(var.type, f"(({prog.ctype(var.type)})({value}))", fmt=fmt)
     return out
 
 
@@ -285,7 +293,8 @@ def postsynaptic_model(prog, proj) -> list[str]:
     current = ps.parsed["current"]
     body = block(el, [("code", ps.parsed["code"])], [current])
     target = prog.ptr(f"input:{tgt.name}.{proj.target}")
-    body.append(f"{target}[(int64_t)b * {tgt.size} + i] += {el.expr('current', current, 'float')};")
+    body.append(prog.accumulate(f"{target}[(int64_t)b * {tgt.size} + i]",
+                                el.expr("current", current, "float")))
     body += el.stores() + [f"{ring}[{slot}] = 0;"]
     return batch_loop(prog, tgt.size, ["{", *indent(body), "}"])
 

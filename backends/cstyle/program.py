@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from spikeforge.philox import stream_id
 
+from spikeforge import fixed as FX
+
 from . import kernels as K
+from .fixed import FixedRenderer
+from .fixed import helpers as fixed_helpers
+from .fixed import tables as fixed_tables
+from .render import Renderer
 from .elements import indent
 from .layout import layout
 from .render import HELPERS
@@ -48,19 +54,56 @@ class Program:
         self.record_spikes, self.record_vars = tuple(record_spikes), tuple(record_vars)
         self.buffers, self.chunk = layout(prepared, self.record_spikes, self.record_vars)
         self.by_key = {b.key: b for b in self.buffers}
+        self.tables, self.poisson = set(), {}  # fixed point: draw tables in use
 
     # spellings --------------------------------------------------------------------
     def ctype(self, kind: str) -> str:
-        return {"float": self.dialect.float_type(self.precision), "int": "int32_t",
+        scalar = "int64_t" if self.fixed is not None else self.dialect.float_type(self.precision)
+        return {"float": scalar, "int": "int32_t",
                 "bool": "int"}[kind]
 
+    @property
+    def fixed(self):
+        return self.prepared.fixed
+
     def literal(self, value: float) -> str:
+        if self.fixed is not None:
+            return f"INT64_C({int(FX.to_fixed(value, self.fixed, 'constant'))})"
         return self.dialect.float_literal(value, self.precision)
+
+    def renderer(self, node: str, types: dict, draw, deliver):
+        if self.fixed is None:
+            return Renderer(self.dialect, self.precision, types, draw, deliver)
+        constants = {**self.prepared.params.get(node, {}),
+                     **self.prepared.ps_params.get(node, {}), "dt": self.network.dt}
+        return FixedRenderer(self.dialect, self.fixed, types, draw, deliver, constants)
+
+    def load(self, bind) -> str:
+        """C expression reading a binding in the compute representation."""
+        if bind.fmt is None:
+            return bind.load
+        return f"sf_fx_load({bind.load}, {self.fixed.frac - bind.fmt[0].frac})"
+
+    def store(self, bind, value: str) -> str:
+        if bind.fmt is None:
+            return f"{bind.load} = {value};"
+        fmt, saturate = bind.fmt
+        ctype = f"int{fmt.bits}_t"
+        return (f"{bind.load} = ({ctype})sf_fx_store({value}, {fmt.frac - self.fixed.frac}, "
+                f"{fmt.bits}, {int(saturate)});")
+
+    def accumulate(self, target: str, value: str) -> str:
+        """target += value (wrapping in fixed point)."""
+        if self.fixed is None:
+            return f"{target} += {value};"
+        return f"{target} = (int32_t)sf_wrap((int64_t){target} + {value});"
 
     def ptr(self, key: str) -> str:
         return f"S->{self.by_key[key].cname}"
 
     def draw(self, call, args, counter: str):
+        if self.fixed is not None:
+            return self.fixed_draw(call, args, counter)
         scalar = self.ctype("float")
         if call.func == "uniform":
             return f"(({scalar})sf_uniform({counter}.w[0]))", "float"
@@ -71,10 +114,32 @@ class Program:
         lam = f"(double)({args[0][0]})"
         return f"sf_poisson({counter}.w[0], {lam})", "int"
 
+    def fixed_draw(self, call, args, counter: str):
+        word = f"{counter}.w[0]"
+        if call.func == "uniform":
+            return f"((int64_t)({word} >> {FX.uniform_shift(self.fixed)}))", "float"
+        if call.func in ("normal", "exponential"):
+            self.tables.add(call.func)
+            return f"sf_{call.func}_table[{word} >> {32 - FX.TABLE_BITS}]", "float"
+        thresholds = FX.poisson_thresholds(args[0][0])
+        name = self.poisson.setdefault(thresholds, f"sf_poisson_{len(self.poisson)}")
+        return f"sf_fx_count({word}, {name}, {len(thresholds)})", "int"
+
+    def fixed_prelude(self) -> list[str]:
+        if self.fixed is None:
+            return []
+        out = [fixed_helpers(self.dialect.fn_qualifier, self.fixed)]
+        tables = fixed_tables(self.fixed).splitlines()
+        out += [t for t in tables if any(f"sf_{name}_table" in t for name in self.tables)]
+        for values, name in self.poisson.items():
+            body = ",".join(f"{v}ULL" for v in values) or "0ULL"
+            out.append(f"static const uint64_t {name}[{max(len(values), 1)}] = {{{body}}};")
+        return out
+
     # the unit ---------------------------------------------------------------------
     def struct(self) -> list[str]:
-        ctypes = {"float32": "float", "float64": "double", "int32": "int32_t",
-                  "int64": "int64_t", "uint8": "uint8_t"}
+        ctypes = {"float32": "float", "float64": "double", "int8": "int8_t", "int16": "int16_t",
+                  "int32": "int32_t", "int64": "int64_t", "uint8": "uint8_t"}
         lines = ["typedef struct {"] + [f"    {f};" for f in STATE_FIELDS]
         for buf in self.buffers:
             lines.append(f"    {ctypes[buf.dtype.name]} *{buf.cname};  /* {buf.key} {buf.shape} */")
@@ -101,6 +166,8 @@ class Program:
             steps.append(name)
         parts.append(self.step_function(steps))
         parts += [self.custom_update_function(cu) for cu in self.network.custom_updates]
+        at = parts.index(RANGE) + 1
+        parts[at:at] = self.fixed_prelude()  # tables known only after rendering the code
         return "\n\n".join(parts) + "\n"
 
     def functions(self):

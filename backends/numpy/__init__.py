@@ -1,7 +1,5 @@
 """The NumPy reference backend: vectorised, the executable definition of every semantic."""
 
-from spikeforge.numerics import Fixed
-
 from .simulation import NumpySimulation
 
 
@@ -9,7 +7,7 @@ class NumpyBackend:
     name = "numpy"
     # How each IR feature is verified (feature keys: spikeforge.tools.matrix.FEATURES;
     # "*" is the default); data for the README's feature x backend matrix.
-    verification = {"*": "reference", "precision:fixed": "no"}
+    verification = {"*": "reference"}
 
     @staticmethod
     def availability() -> tuple[bool, str]:
@@ -19,10 +17,6 @@ class NumpyBackend:
     def build(network, record_spikes=None, record_vars=(), **options) -> NumpySimulation:
         if options:
             raise TypeError(f"numpy backend: unknown build option(s) {sorted(options)}")
-        if isinstance(network.precision, Fixed):
-            raise NotImplementedError(
-                "numpy backend: fixed-point precision is not implemented yet "
-                "(missing: fixed-point evaluation of model code; see README 'Status')")
         return NumpySimulation(network, record_spikes, record_vars)
 
 

@@ -44,7 +44,7 @@ def run_custom_update(sim, cu) -> None:
     for name, red in cu.reductions.items():
         env[name] = np.full(shape, identity(sim, red.op), dtype=sim.work_dtype)
     evaluator = sim.evaluator(cu.name, "code", env, None, None, None)
-    evaluator.types.update(sim._types_of(env))
+    evaluator.types.update(sim._types_of(evaluator, env))
     evaluator.run(cu.parsed)
     written = names_assigned(cu.parsed)
     for local, ref in cu.var_refs.items():

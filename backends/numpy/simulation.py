@@ -113,7 +113,7 @@ class NumpySimulation(Simulation):
 
     def run_code(self, node, field, tree, env, counters, mask=None, on_deliver=None):
         evaluator = self.evaluator(node, field, env, *counters, on_deliver)
-        evaluator.types.update(self._types_of(env))
+        evaluator.types.update(self._types_of(evaluator, env))
         evaluator.run(tree, mask)
         return evaluator
 
@@ -121,13 +121,9 @@ class NumpySimulation(Simulation):
         evaluator = self.evaluator(node, field, env, *counters)
         return evaluator.evaluate(tree)
 
-    def _types_of(self, env):
-        out = {}
-        for key, value in env.items():
-            dtype = np.asarray(value).dtype
-            out[key] = "int" if np.issubdtype(dtype, np.integer) else (
-                "bool" if dtype == bool else "float")
-        return out
+    @staticmethod
+    def _types_of(evaluator, env):
+        return {key: evaluator.kind_of(value) for key, value in env.items()}
 
     # the step ---------------------------------------------------------------------
     def _advance(self, n: int) -> None:
