@@ -47,6 +47,16 @@ def test_backend_matches_numpy(backend, net):
     assert report.ok, write_failure(net, backend, report)
 
 
+@pytest.mark.skipif(not OTHER_BACKENDS, reason="no backend besides numpy can run here")
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(net=networks(precisions=(sf.Fixed(32, 16),)))
+def test_backend_equals_numpy_bit_for_bit_in_fixed_point(backend, net):
+    reference = run(net, "numpy")
+    report = compare(reference, run(net, backend))
+    assert report.bit_exact, write_failure(net, backend, report)
+
+
 def test_compare_catches_a_changed_state_var():
     net = sf.NetworkBuilder(precision="float64")
     net.population("A", sf.IF, 3, params={"v_thresh": 10.0}, init={"v": [0.0, 1.0, 2.0]})
