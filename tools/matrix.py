@@ -226,7 +226,7 @@ def _draws():
 ALIF_PARAMS = {"tau_m": 10.0, "tau_a": 100.0, "beta": 0.5, "v_thresh": 1.0, "tau_refrac": 1.0}
 IZH_PARAMS = {"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0}
 _T, _D, _S, _B = "test_timing.py::", "test_decoder.py::", "test_semantics.py::", "test_batch.py::"
-_Y = "test_dynamics.py::"
+_Y, _F = "test_dynamics.py::", "test_fixed.py::"
 
 FEATURES: tuple[Feature, ...] = (
     Feature("neuron:LIF", "neuron LIF", lambda: _driven(sf.LIF, {**LIF_PARAMS, "i_offset": 2.0},
@@ -321,8 +321,13 @@ FEATURES: tuple[Feature, ...] = (
     Feature("precision:float64", "precision float64",
             lambda: _driven(sf.IF, {"v_thresh": 1.0}, 0.3, precision="float64"),
             (f"{_Y}test_lif_membrane_closed_form",), ("precision:float64",)),
-    Feature("precision:fixed", "fixed point `Fixed(bits, frac)`",
-            lambda: _driven(sf.IF, {"v_thresh": 1.0}, 0.25, precision=sf.Fixed(32, 16))),
+    Feature("precision:fixed", "fixed point `Fixed(bits, frac)` (bit-exact with numpy)",
+            lambda: _driven(sf.IF, {"v_thresh": 1.0}, 0.25, precision=sf.Fixed(32, 16)),
+            (f"{_F}test_arithmetic_rules", f"{_F}test_constants_round_to_nearest_even",
+             f"{_F}test_narrow_storage_wraps_or_saturates",
+             f"{_F}test_store_to_coarser_format_floors",
+             f"{_F}test_time_and_uniform_draws_are_integer_exact",
+             f"{_F}test_poisson_counts_use_threshold_table")),
 )
 BY_KEY = {f.key: f for f in FEATURES}
 

@@ -9,7 +9,7 @@ class CpuBackend:
     name = "cpu"
     # How each IR feature is verified (feature keys: spikeforge.tools.matrix.FEATURES;
     # "*" is the default); data for the README's feature x backend matrix.
-    verification = {"*": "exact", "precision:fixed": "no"}
+    verification = {"*": "exact"}
 
     @staticmethod
     def availability() -> tuple[bool, str]:

@@ -7,6 +7,8 @@ entries are the very arrays the C code updates, so get/set need no copies.
 
 from __future__ import annotations
 
+import numpy as np
+
 from spikeforge.backends.cstyle.layout import initial_values
 from spikeforge.backends.cstyle.program import Program
 from spikeforge.simulation import Simulation
@@ -58,18 +60,28 @@ class CpuSimulation(Simulation):
 
     def _advance(self, n: int) -> None:
         while n > 0:
-            k = min(n, self.program.chunk)
             self.c.step, self.c.rng_step = self.step, self.rng_step
             self.lib.sf_set_threads(self.threads or 0)
-            self.lib.sf_run(self.c, k)
-            for pop in self.record_spikes:
-                self._record_spike_block(pop, self.step, self.buffers[f"rec_spikes:{pop}"][:k])
-            if self.record_vars:
-                self._record_var_block(self.step, {v: self.buffers[f"rec_var:{v}"][:k]
-                                                   for v in self.record_vars})
+            k = self.lib.sf_run(self.c, min(n, self.program.chunk))
+            self._drain_recordings(k)
             self.step += k
             self.rng_step += k
             n -= k
+
+    def _drain_recordings(self, k: int) -> None:
+        """Hand the C event buffers and var rows of the last k steps to the logs."""
+        for pop in self.record_spikes:
+            count = self.buffers[f"rec_n:{pop}"]
+            events = self.buffers[f"rec_ev:{pop}"][: count[0]]
+            size = self.network.population(pop).size
+            reps = events[:, 2].astype(np.int64)
+            self._spike_log[pop].append((np.repeat(events[:, 0] + self.step, reps).astype(np.int64),
+                                         np.repeat(events[:, 1] % size, reps).astype(np.int64),
+                                         np.repeat(events[:, 1] // size, reps).astype(np.int64)))
+            count[0] = 0
+        if self.record_vars:
+            self._record_var_block(self.step, {v: self.buffers[f"rec_var:{v}"][:k]
+                                               for v in self.record_vars})
 
     def _custom_update(self, cu) -> None:
         self.c.step, self.c.rng_step = self.step, self.rng_step

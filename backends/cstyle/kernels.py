@@ -61,14 +61,8 @@ def block(element: Element, fields: list[tuple[str, tuple]], extra_trees=()) -> 
 
 # phase 1 --------------------------------------------------------------------------
 def inputs(prog) -> list[str]:
+    """Current sources add to i_syn (zeroed by the neuron update that consumed it)."""
     net, lines = prog.network, []
-    for pop in net.populations:
-        for name in ("i_syn", *pop.model.inputs):
-            size = prog.batch * pop.size
-            lines += ["SF_OMP(omp for nowait schedule(static))",
-                      f"for (int64_t k = 0; k < {size}; k++) "
-                      f"{prog.ptr(f'input:{pop.name}.{name}')}[k] = 0;"]
-    lines.append("SF_OMP(omp barrier)")
     for source in net.current_sources:
         pop = net.population(source.target)
         model = source.model
@@ -150,14 +144,20 @@ def event_rounds(prog, pop: str, lag: str, inner: list[str], index: str) -> list
     net = prog.network
     size = net.population(pop).size
     depth = spike_depth(net, pop)
-    counts = prog.ptr(f"spikes:{pop}")
-    return [f"const int32_t *cnt = {counts} + sf_mod(S->step - {lag}, {depth}) * "
-            f"{prog.batch * size}LL;",
+    counts, num, ids = (prog.ptr(f"{k}:{pop}") for k in ("spikes", "spk_n", "spk_id"))
+    total = prog.batch * size
+    return [f"const int64_t slot = sf_mod(S->step - {lag}, {depth});",
+            f"const int32_t *cnt = {counts} + slot * {total}LL;",
+            f"const int32_t *ids = {ids} + slot * {total}LL;",
+            f"const int32_t *num = {num} + slot * {prog.batch};",
             "int32_t rounds = 0;",
-            f"for (int64_t k = 0; k < {prog.batch * size}; k++) rounds = sf_max_i(rounds, cnt[k]);",
+            f"for (int32_t b = 0; b < {prog.batch}; b++)",
+            f"    for (int32_t m = 0; m < num[b]; m++)",
+            f"        rounds = sf_max_i(rounds, cnt[(int64_t)b * {size} + ids[(int64_t)b * {size} + m]]);",
             "for (int32_t r = 0; r < rounds; r++) {",
             f"    for (int32_t b = 0; b < {prog.batch}; b++) {{",
-            f"        for (int32_t {index} = 0; {index} < {size}; {index}++) {{",
+            "        for (int32_t m = 0; m < num[b]; m++) {",
+            f"            const int32_t {index} = ids[(int64_t)b * {size} + m];",
             f"            if (cnt[(int64_t)b * {size} + {index}] <= r) continue;",
             *indent(inner, 3), "        }", "    }", "}"]
 
@@ -318,9 +318,8 @@ def neurons(prog, pop: Population) -> list[str]:
     depth = spike_depth(prog.network, pop.name)
     counts = prog.ptr(f"spikes:{pop.name}")
     body.append(f"{counts}[(sf_mod(S->step, {depth}) * {prog.batch} + b) * (int64_t){n} + i] = k;")
-    if pop.name in prog.record_spikes:
-        rec = prog.ptr(f"rec_spikes:{pop.name}")
-        body.append(f"{rec}[((int64_t)S->rec_row * {prog.batch} + b) * {n} + i] = (uint8_t)k;")
+    for name in ("i_syn", *model.inputs):  # consumed: zero for the next step
+        body.append(f"{prog.ptr(f'input:{pop.name}.{name}')}[(int64_t)b * {n} + i] = 0;")
     lines = ["int32_t k = 0;", "{", *indent(body), "}"]
     for proj in prog.network.projections:
         for side in ("pre", "post"):
@@ -363,13 +362,13 @@ def trace_block(prog, proj, side: str, pop) -> list[str]:
 
 
 def record_vars(prog) -> list[str]:
-    lines = ["SF_OMP(omp single)", "{"]
+    lines = []
     for var in prog.record_vars:
         size = prog.prepared.state[var].size
         src, dst = prog.ptr(f"state:{var}"), prog.ptr(f"rec_var:{var}")
-        lines.append(f"    memcpy({dst} + (int64_t)S->rec_row * {size}, {src}, "
+        lines.append(f"memcpy({dst} + (int64_t)S->rec_row * {size}, {src}, "
                      f"{size} * sizeof(*{src}));")
-    return lines + ["}"]
+    return lines
 
 
 # custom updates --------------------------------------------------------------------------
@@ -377,3 +376,34 @@ from .custom import custom_update  # noqa: E402  (kept in its own module)
 
 __all__ = ["custom_update", "inputs", "neurons", "postsynaptic_model", "postsynaptic_spikes",
            "presynaptic", "record_vars", "synapse_dynamics"]
+
+
+def compact_spikes(prog) -> list[str]:
+    """Serial, once per step: list the spiking neurons of every population in
+    ascending order, and append recorded events (row, b n + i, count)."""
+    lines = []
+    for pop in prog.network.populations:
+        n, depth = pop.size, spike_depth(prog.network, pop.name)
+        counts, num, ids = (prog.ptr(f"{k}:{pop.name}") for k in ("spikes", "spk_n", "spk_id"))
+        record = pop.name in prog.record_spikes
+        body = [f"const int32_t *cnt = {counts} + (sf_mod(S->step, {depth}) * {prog.batch} + b) * "
+                f"(int64_t){n};",
+                f"int32_t *list = {ids} + (sf_mod(S->step, {depth}) * {prog.batch} + b) * "
+                f"(int64_t){n};",
+                "int32_t m = 0;",
+                f"for (int32_t i = 0; i < {n}; i++) {{",
+                "    if (cnt[i] == 0) continue;", "    list[m++] = i;"]
+        if record:
+            ev, count = prog.ptr(f"rec_ev:{pop.name}"), prog.ptr(f"rec_n:{pop.name}")
+            body += [f"    int32_t *e = {ev} + 3 * {count}[0]++;",
+                     f"    e[0] = S->rec_row; e[1] = b * {n} + i; e[2] = cnt[i];"]
+        body += ["}", f"{num}[sf_mod(S->step, {depth}) * {prog.batch} + b] = m;"]
+        lines += [f"for (int32_t b = 0; b < {prog.batch}; b++) {{", *indent(body), "}"]
+    return lines
+
+
+def room_for_next_step(prog) -> str:
+    """C condition: every recorded population's event buffer can take one more step."""
+    checks = [f"{prog.ptr(f'rec_n:{p}')}[0] + {prog.batch * prog.network.population(p).size} <= "
+              f"{prog.by_key[f'rec_ev:{p}'].shape[0]}" for p in prog.record_spikes]
+    return " && ".join(checks) or "1"

@@ -9,11 +9,12 @@ key                       shape                        meaning
 ``state:<node>.<var>``    (batch, n) or (n,)           model state (prepare())
 ``input:<pop>.<name>``    (batch, n)                   i_syn and extra inputs
 ``spikes:<pop>``          (depth, batch, n) int32      event counts, ring over steps
+``spk_n/spk_id:<pop>``    (depth, batch[, n]) int32    spiking neurons per step, ascending
 ``inring:<proj>``         (max_dd + 1, batch, n_post)  delivered input ring
 ``rowptr/post/vidx:<p>``  CSR of stored connectivity   (int64 / int32 / int32)
 ``colptr/colsyn/pre:<p>`` CSC view for post_spike      (int64 / int32 / int32)
 ``ssa_off/steps/next:``   spike-source array schedule  (int64)
-``rec_spikes:<pop>``      (chunk, batch, n) uint8      recorded counts per step
+``rec_ev/rec_n:<pop>``     (capacity, 3) int32 / (1,)  recorded events (row, b n + i, count)
 ``rec_var:<node>.<var>``  (chunk, ...)                 recorded values per step
 ========================  ===========================  =========================
 """
@@ -47,10 +48,14 @@ def needs_columns(proj) -> bool:
     return bool(proj.weight_update.parsed["post_spike"])
 
 
+def event_capacity(per_step: int) -> int:
+    """Recorded events buffered between drains: room for 16 steps of everyone
+    spiking, at least 64k. A run pauses early rather than overflow it."""
+    return max(16 * per_step, 1 << 16)
+
+
 def record_chunk(network, record_spikes, record_vars, prepared) -> int:
-    batch = network.batch_size
-    per_step = sum(batch * network.population(p).size for p in record_spikes)
-    per_step += sum(prepared.state[v].nbytes for v in record_vars)
+    per_step = sum(prepared.state[v].nbytes for v in record_vars)
     return int(max(1, min(MAX_CHUNK, MAX_RECORD_BYTES // max(per_step, 1))))
 
 
@@ -62,8 +67,10 @@ def layout(prepared, record_spikes=(), record_vars=()) -> tuple[list[Buffer], in
     for pop in net.populations:
         for name in ("i_syn", *pop.model.inputs):
             out.append(Buffer(f"input:{pop.name}.{name}", scalar, (batch, pop.size)))
-        out.append(Buffer(f"spikes:{pop.name}", np.dtype(np.int32),
-                          (spike_depth(net, pop.name), batch, pop.size)))
+        depth = spike_depth(net, pop.name)
+        out += [Buffer(f"spikes:{pop.name}", np.dtype(np.int32), (depth, batch, pop.size)),
+                Buffer(f"spk_n:{pop.name}", np.dtype(np.int32), (depth, batch)),
+                Buffer(f"spk_id:{pop.name}", np.dtype(np.int32), (depth, batch, pop.size))]
         if pop.name in prepared.spike_steps:
             offsets, steps = prepared.spike_steps[pop.name]
             out += [Buffer(f"ssa_off:{pop.name}", np.dtype(np.int64), offsets.shape),
@@ -85,8 +92,9 @@ def layout(prepared, record_spikes=(), record_vars=()) -> tuple[list[Buffer], in
                     Buffer(f"pre:{proj.name}", np.dtype(np.int32), syn.post.shape)]
     chunk = record_chunk(net, record_spikes, record_vars, prepared)
     for pop in record_spikes:
-        out.append(Buffer(f"rec_spikes:{pop}", np.dtype(np.uint8),
-                          (chunk, batch, net.population(pop).size)))
+        out += [Buffer(f"rec_ev:{pop}", np.dtype(np.int32),
+                       (event_capacity(batch * net.population(pop).size), 3)),
+                Buffer(f"rec_n:{pop}", np.dtype(np.int64), (1,))]
     for var in record_vars:
         value = prepared.state[var]
         out.append(Buffer(f"rec_var:{var}", value.dtype, (chunk, *value.shape)))

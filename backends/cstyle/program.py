@@ -40,7 +40,8 @@ static inline void sf_range(int64_t n, int64_t *lo, int64_t *hi)
     *hi = n * (t + 1) / threads;
 }"""
 
-STATE_FIELDS = ("uint32_t seed", "uint32_t rng_step", "int64_t step", "int32_t rec_row")
+STATE_FIELDS = ("uint32_t seed", "uint32_t rng_step", "int64_t step", "int32_t rec_row",
+                "int32_t n_steps", "int32_t done")
 
 
 class Program:
@@ -172,11 +173,14 @@ class Program:
 
     def functions(self):
         """(name, body lines) of every phase function, in step order; None marks a
-        barrier between phases that exchange data."""
+        barrier. Three per step: current sources and phases 2-4 give every element
+        or synapse to the thread owning its target, the postsynaptic models and the
+        neuron update use one static schedule per population (so the thread that
+        adds a neuron's input also updates that neuron), and the serial end of the
+        step (spike lists, recording, counters) follows a barrier and ends in one."""
         net = self.network
-        yield "sf_inputs", K.inputs(self)
-        yield None
-        # phases 2-4 all give a synapse to the thread owning its target: no barrier between
+        if self.network.current_sources:
+            yield "sf_inputs", K.inputs(self)
         for stage, render in (("pre", K.presynaptic), ("post", K.postsynaptic_spikes),
                               ("dyn", K.synapse_dynamics)):
             for index, proj in enumerate(net.projections):
@@ -186,27 +190,33 @@ class Program:
         yield None
         for index, proj in enumerate(net.projections):
             yield f"sf_psm_{index}", K.postsynaptic_model(self, proj)
-        yield None
         for index, pop in enumerate(net.populations):
             yield f"sf_neurons_{index}", K.neurons(self, pop)
         yield None
         for index, cu in enumerate(net.custom_updates):
             if cu.every_step:
                 yield f"sf_every_{index}", [f"sf_cu_{index}(S);"]
-        if self.record_vars:
-            yield "sf_record_vars", K.record_vars(self)
+
+    def end_of_step(self) -> list[str]:
+        return [*K.compact_spikes(self), *K.record_vars(self),
+                "S->step++;", "S->rng_step++;", "S->rec_row++;",
+                f"S->done = S->rec_row >= S->n_steps || !({K.room_for_next_step(self)});"]
 
     def step_function(self, phases) -> str:
         body = ["SF_OMP(omp barrier)" if name is None else f"{name}(S);" for name in phases]
-        return "\n".join([
+        parts = [
             "void sf_set_threads(int32_t n)", "{", "#ifdef _OPENMP",
             "    if (n > 0) omp_set_num_threads(n);", "#else", "    (void)n;", "#endif", "}", "",
-            "/* One parallel region for all steps; phases end in barriers. */",
-            "void sf_run(sf_state *S, int32_t n_steps)", "{", "    S->rec_row = 0;",
-            "    SF_OMP(omp parallel)",
-            "    for (int32_t k = 0; k < n_steps; k++) {",
-            *indent(body, 2), "        SF_OMP(omp single)",
-            "        { S->step++; S->rng_step++; S->rec_row++; }", "    }", "}"])
+            "static void sf_end_of_step(sf_state *S)", "{", *indent(self.end_of_step()), "}", "",
+            "/* Runs up to n_steps steps in one parallel region; stops early when a",
+            "   recording buffer could overflow. Returns the number of steps run. */",
+            "int32_t sf_run(sf_state *S, int32_t n_steps)", "{",
+            "    S->rec_row = 0;", "    S->n_steps = n_steps;",
+            "    S->done = n_steps <= 0;",
+            "    SF_OMP(omp parallel)", "    while (!S->done) {",
+            *indent(body, 2), "        SF_OMP(omp barrier)", "        SF_OMP(omp single)",
+            "        sf_end_of_step(S);", "    }", "    return S->rec_row;", "}"]
+        return "\n".join(parts)
 
     def custom_update_function(self, cu) -> str:
         index = self.network.custom_updates.index(cu)
@@ -216,7 +226,7 @@ class Program:
     def exports(self) -> str:
         """Declarations the runtime hands to cffi."""
         lines = self.struct()
-        lines.append("void sf_run(sf_state *S, int32_t n_steps);")
+        lines.append("int32_t sf_run(sf_state *S, int32_t n_steps);")
         lines.append("void sf_set_threads(int32_t n);")
         lines += [f"void sf_cu_{i}(sf_state *S);" for i, _ in enumerate(self.network.custom_updates)]
         return "\n".join(lines)
