@@ -43,11 +43,12 @@ def vars_of(prog, owner: str, variables, n: int, index: str, store: bool, suffix
 
 def batch_loop(prog, n: int, body: list[str], index: str = "i", parallel: bool = True):
     """Loop over batch x elements; ``parallel`` when iterations touch only their own
-    element. The work-sharing loop has no barrier (the step places them between
-    phases); loops of equal size share one static schedule, so an element is
-    always updated by the same thread."""
-    pragma = ["SF_OMP(omp for collapse(2) schedule(static) nowait)"] if parallel else []
-    return pragma + [f"for (int32_t b = 0; b < {prog.batch}; b++) {{",
+    element. The work-sharing loop (over elements, inside the batch loop, so it
+    vectorises) has no barrier (the step places them between phases); loops of
+    equal size share one static schedule, so an element is always updated by the
+    same thread."""
+    pragma = ["    SF_OMP(omp for schedule(static) nowait)"] if parallel else []
+    return [f"for (int32_t b = 0; b < {prog.batch}; b++) {{", *pragma,
             f"    for (int32_t {index} = 0; {index} < {n}; {index}++) {{",
             *indent(body, 2), "    }", "}"]
 
