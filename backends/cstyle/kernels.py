@@ -61,21 +61,18 @@ def block(element: Element, fields: list[tuple[str, tuple]], extra_trees=()) -> 
 
 
 # phase 1 --------------------------------------------------------------------------
-def inputs(prog) -> list[str]:
-    """Current sources add to i_syn (zeroed by the neuron update that consumed it)."""
-    net, lines = prog.network, []
-    for source in net.current_sources:
-        pop = net.population(source.target)
-        model = source.model
-        names = {**params(prog, prog.prepared.params[source.name]), **builtins(prog),
-                 **vars_of(prog, source.name, model.vars, pop.size, "i", True)}
-        el = Element(prog, source.name, names, c1="i")
-        current = model.parsed["current"]
-        body = block(el, [("code", model.parsed["code"])], [current])
-        body.append(prog.accumulate(f"{prog.ptr(f'input:{pop.name}.i_syn')}[(int64_t)b * "
-                                    f"{pop.size} + i]", el.expr('current', current, 'float')))
-        lines += batch_loop(prog, pop.size, ["{", *indent(body + el.stores()), "}"])
-    return lines
+def current_source_block(prog, source, pop) -> list[str]:
+    """Phase 1 for one element of the target: the source adds its current to
+    the element's i_syn accumulator (fused into the neuron loop: nothing in
+    phases 2-5 reads what a current source computes)."""
+    model = source.model
+    names = {**params(prog, prog.prepared.params[source.name]), **builtins(prog),
+             **vars_of(prog, source.name, model.vars, pop.size, "i", True)}
+    el = Element(prog, source.name, names, c1="i")
+    current = model.parsed["current"]
+    body = block(el, [("code", model.parsed["code"])], [current])
+    body.append(prog.accumulate("acc_i_syn", el.expr("current", current, "float")))
+    return ["{", *indent(body + el.stores()), "}"]
 
 
 # phases 2-4: synapses -------------------------------------------------------------
@@ -279,7 +276,9 @@ def _double(value: float) -> str:
 
 
 # phase 5 -------------------------------------------------------------------------------
-def postsynaptic_model(prog, proj) -> list[str]:
+def postsynaptic_block(prog, proj) -> list[str]:
+    """Phase 5 for one target element: turn this step's input into current and
+    add it to the element's accumulator for the projection's target input."""
     net = prog.network
     ps, tgt = proj.postsynaptic, net.population(proj.post)
     ring = prog.ptr(f"inring:{proj.name}")
@@ -293,20 +292,36 @@ def postsynaptic_model(prog, proj) -> list[str]:
     el = Element(prog, proj.name, names, c1="i")
     current = ps.parsed["current"]
     body = block(el, [("code", ps.parsed["code"])], [current])
-    target = prog.ptr(f"input:{tgt.name}.{proj.target}")
-    body.append(prog.accumulate(f"{target}[(int64_t)b * {tgt.size} + i]",
-                                el.expr("current", current, "float")))
+    body.append(prog.accumulate(f"acc_{proj.target}", el.expr("current", current, "float")))
     body += el.stores() + [f"{ring}[{slot}] = 0;"]
-    return batch_loop(prog, tgt.size, ["{", *indent(body), "}"])
+    return ["{", *indent(body), "}"]
 
 
 # phase 6 ----------------------------------------------------------------------------------
+def summed_inputs(prog, pop: Population) -> list[str]:
+    """Phases 1 and 5 for one element, fused: the accumulators of i_syn and the
+    extra inputs (which start from what deliver_pre added), current sources in
+    declaration order, then the postsynaptic models in projection order."""
+    scalar, n = prog.ctype("float"), pop.size
+    lines = [f"{scalar} acc_i_syn = 0;", "(void)acc_i_syn;"]
+    for name in pop.model.inputs:
+        where = f"{prog.ptr(f'input:{pop.name}.{name}')}[(int64_t)b * {n} + i]"
+        lines += [f"{scalar} acc_{name} = {where};", f"{where} = 0;"]
+    for source in prog.network.current_sources:
+        if source.target == pop.name:
+            lines += current_source_block(prog, source, pop)
+    for proj in prog.network.projections:
+        if proj.post == pop.name:
+            lines += postsynaptic_block(prog, proj)
+    return lines
+
+
 def neurons(prog, pop: Population) -> list[str]:
     model, n = pop.model, pop.size
     names = {**params(prog, prog.prepared.params[pop.name]), **builtins(prog),
              **vars_of(prog, pop.name, model.vars, n, "i", True)}
     for name in ("i_syn", *model.inputs):
-        names[name] = Binding("float", f"{prog.ptr(f'input:{pop.name}.{name}')}[(int64_t)b * {n} + i]")
+        names[name] = Binding("float", f"acc_{name}")
     el = Element(prog, pop.name, names, c1="i")
     parsed = model.parsed
     body = block(el, [("sim", parsed["sim"])], [parsed["threshold"], parsed["events"],
@@ -319,9 +334,7 @@ def neurons(prog, pop: Population) -> list[str]:
     depth = spike_depth(prog.network, pop.name)
     counts = prog.ptr(f"spikes:{pop.name}")
     body.append(f"{counts}[(sf_mod(S->step, {depth}) * {prog.batch} + b) * (int64_t){n} + i] = k;")
-    for name in ("i_syn", *model.inputs):  # consumed: zero for the next step
-        body.append(f"{prog.ptr(f'input:{pop.name}.{name}')}[(int64_t)b * {n} + i] = 0;")
-    lines = ["int32_t k = 0;", "{", *indent(body), "}"]
+    lines = ["int32_t k = 0;", *summed_inputs(prog, pop), "{", *indent(body), "}"]
     for proj in prog.network.projections:
         for side in ("pre", "post"):
             if getattr(proj, side) == pop.name:

@@ -178,14 +178,13 @@ class Program:
 
     def functions(self):
         """(name, body lines) of every phase function, in step order; None marks a
-        barrier. Three per step: current sources and phases 2-4 give every element
-        or synapse to the thread owning its target, the postsynaptic models and the
-        neuron update use one static schedule per population (so the thread that
-        adds a neuron's input also updates that neuron), and the serial end of the
-        step (spike lists, recording, counters) follows a barrier and ends in one."""
+        barrier. Three per step: phases 2-4 give every synapse to the thread owning
+        its target; one loop per population then runs, per neuron, its current
+        sources (phase 1), the postsynaptic models of its incoming projections
+        (phase 5) and its update (phase 6), which touch only that neuron; the serial
+        end of the step (spike lists, recording, counters) follows a barrier and
+        ends in one."""
         net = self.network
-        if self.network.current_sources:
-            yield "sf_inputs", K.inputs(self)
         for stage, render in (("pre", K.presynaptic), ("post", K.postsynaptic_spikes),
                               ("dyn", K.synapse_dynamics)):
             for index, proj in enumerate(net.projections):
@@ -193,8 +192,6 @@ class Program:
                 if body:
                     yield f"sf_{stage}_{index}", body
         yield None
-        for index, proj in enumerate(net.projections):
-            yield f"sf_psm_{index}", K.postsynaptic_model(self, proj)
         for index, pop in enumerate(net.populations):
             yield f"sf_neurons_{index}", K.neurons(self, pop)
         yield None

@@ -135,8 +135,8 @@ class Renderer:
         if isinstance(node, T.Compare):
             a, b, _ = self.promote(self.expr(node.left), self.expr(node.right))
             return f"({a[0]} {node.op} {b[0]})", "bool"
-        if isinstance(node, T.BoolOp):
-            joiner = " && " if node.op == "and" else " || "
+        if isinstance(node, T.BoolOp):  # operands are pure: no short circuit, no branches
+            joiner = " & " if node.op == "and" else " | "
             return "(" + joiner.join(self.expr(v)[0] for v in node.values) + ")", "bool"
         if isinstance(node, T.IfExp):
             a, b, kind = self.promote(self.expr(node.body), self.expr(node.orelse))
