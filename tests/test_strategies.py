@@ -115,7 +115,8 @@ def test_generated_networks_spike_sometimes():
 
     sample(networks(), 40, record)
     assert len(runs) >= 20
-    assert sum(runs) >= 0.6 * len(runs), f"only {sum(runs)} of {len(runs)} networks spiked"
+    # spike sources may have no spike at all, so about half of the small networks stay silent
+    assert sum(runs) >= 0.5 * len(runs), f"only {sum(runs)} of {len(runs)} networks spiked"
 
 
 def test_switches_exclude_features_and_bounds_hold():
