@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(demo, out_default=DEMO_OUT)
     validate = sub.add_parser("validate", help="compare backends with the numpy reference")
     _validate_arguments(validate)
+    codegen = sub.add_parser("codegen", help="write a model's generated sources")
+    codegen.add_argument("model", help="JSON model file")
+    codegen.add_argument("--backend", default="cpu", help="backend whose sources to write")
+    codegen.add_argument("--out", required=True, help="output directory")
     return parser
 
 
@@ -135,15 +139,31 @@ def cmd_info(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
+def _load_model(model: str):
     import spikeforge as sf
 
-    _check_backend(args.backend)
-    path = Path(args.model)
+    path = Path(model)
     if not path.is_file():
         raise CLIError(f"model file not found: {path}")
-    network = sf.load(path)
-    return _simulate_and_report(network, args, model=str(path), bar=False)
+    return sf.load(path)
+
+
+def cmd_run(args) -> int:
+    _check_backend(args.backend)
+    return _simulate_and_report(_load_model(args.model), args, model=args.model, bar=False)
+
+
+def cmd_codegen(args) -> int:
+    from spikeforge.tools.codegen import write_sources
+
+    network = _load_model(args.model)
+    try:
+        files = write_sources(network, args.backend, args.out)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+    for path in files:
+        print(path)
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -255,7 +275,8 @@ def write_outputs(sim, report: dict, out: Path, bar: bool = False) -> list[Path]
 
 
 # entry point -------------------------------------------------------------------
-COMMANDS = {"info": cmd_info, "run": cmd_run, "demo": cmd_demo, "validate": cmd_validate}
+COMMANDS = {"info": cmd_info, "run": cmd_run, "demo": cmd_demo, "validate": cmd_validate,
+            "codegen": cmd_codegen}
 
 
 def main(argv: list[str] | None = None) -> int:

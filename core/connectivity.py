@@ -16,7 +16,7 @@ import numpy as np
 
 from .philox import Philox, bernoulli, uniform_int
 
-ROW_CHUNK_WORDS = 1 << 22  # bound on words generated at once
+ROW_CHUNK_WORDS = 1 << 18  # bound on words generated at once (peak memory)
 
 
 @dataclass(frozen=True)

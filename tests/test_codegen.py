@@ -26,3 +26,15 @@ def test_cpu_sources_are_written_and_build_with_their_script(tmp_path):
 def test_unknown_codegen_backend():
     with pytest.raises(ValueError, match="generates no source.*cpu"):
         write_sources(stdp_network(), "numpy", "unused")
+
+
+def test_codegen_command(tmp_path, capsys):
+    from pathlib import Path
+
+    from spikeforge.cli import main
+
+    model = Path(__file__).parent.parent / "examples" / "stdp.json"
+    assert main(["codegen", str(model), "--backend", "cpu", "--out", str(tmp_path)]) == 0
+    assert "network.c" in capsys.readouterr().out
+    assert "sf_run" in (tmp_path / "network.c").read_text()
+    assert main(["codegen", str(model), "--backend", "numpy", "--out", str(tmp_path)]) == 1

@@ -23,9 +23,8 @@ BUILD_OPTIONS = {"cpu": {"opt": "-O1"}}  # same numerics as -O3 (no fast-math), 
 def run(net, backend):
     sim = net.build(backend=backend, **BUILD_OPTIONS.get(backend, {}))
     sim.run(steps=STEPS, progress=False)
-    for cu in net.custom_updates:
-        if not cu.every_step:
-            sim.custom_update(cu.group)
+    for group in dict.fromkeys(cu.group for cu in net.custom_updates if not cu.every_step):
+        sim.custom_update(group)
     return sim
 
 
