@@ -193,14 +193,6 @@ class Simulation:
             self._spike_log[pop].append((np.full(k.sum(), step, dtype=np.int64),
                                          np.repeat(i, k), np.repeat(b, k)))
 
-    def _record_spike_block(self, pop: str, first_step: int, counts: np.ndarray) -> None:
-        """counts: (steps, batch, n) events of ``pop`` from ``first_step`` on."""
-        if pop in self._spike_log:
-            s, b, i = np.nonzero(counts)
-            k = counts[s, b, i].astype(np.int64)
-            self._spike_log[pop].append((np.repeat(s + first_step, k).astype(np.int64),
-                                         np.repeat(i, k), np.repeat(b, k)))
-
     def _record_var_block(self, first_step: int, values: dict) -> None:
         """values: var -> (steps, ...) recorded at the end of each step."""
         if self.record_vars:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from spikeforge.lang import tree as T
 from spikeforge.philox import stream_id
 
-from .render import Renderer, mangle  # noqa: F401  (Renderer: the type returned)
+from .render import Renderer, mangle
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ def event_rounds(prog, pop: str, lag: str, inner: list[str], index: str) -> list
             f"const int32_t *num = {num} + slot * {prog.batch};",
             "int32_t rounds = 0;",
             f"for (int32_t b = 0; b < {prog.batch}; b++)",
-            f"    for (int32_t m = 0; m < num[b]; m++)",
+            "    for (int32_t m = 0; m < num[b]; m++)",
             f"        rounds = sf_max_i(rounds, cnt[(int64_t)b * {size} + ids[(int64_t)b * {size} + m]]);",
             "for (int32_t r = 0; r < rounds; r++) {",
             f"    for (int32_t b = 0; b < {prog.batch}; b++) {{",
@@ -385,13 +385,6 @@ def record_vars(prog) -> list[str]:
     return lines
 
 
-# custom updates --------------------------------------------------------------------------
-from .custom import custom_update  # noqa: E402  (kept in its own module)
-
-__all__ = ["custom_update", "inputs", "neurons", "postsynaptic_model", "postsynaptic_spikes",
-           "presynaptic", "record_vars", "synapse_dynamics"]
-
-
 def compact_spikes(prog) -> list[str]:
     """Serial, once per step: list the spiking neurons of every population in
     ascending order, and append recorded events (row, b n + i, count)."""
@@ -421,3 +414,10 @@ def room_for_next_step(prog) -> str:
     checks = [f"{prog.ptr(f'rec_n:{p}')}[0] + {prog.batch * prog.network.population(p).size} <= "
               f"{prog.by_key[f'rec_ev:{p}'].shape[0]}" for p in prog.record_spikes]
     return " && ".join(checks) or "1"
+
+
+# custom updates --------------------------------------------------------------------------
+from .custom import custom_update  # noqa: E402  (kept in its own module)
+
+__all__ = ["compact_spikes", "custom_update", "neurons", "postsynaptic_spikes", "presynaptic",
+           "record_vars", "room_for_next_step", "synapse_dynamics"]
