@@ -166,14 +166,7 @@ def presynaptic(prog, proj) -> list[str]:
     if proj.connectivity.procedural:
         inner = procedural_row(prog, proj)
     else:
-        rp, post, vidx = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post", "vidx"))
-        inner = [f"for (int64_t s = {rp}[i]; s < {rp}[i + 1]; s++) {{",
-                 f"    const int32_t j = {post}[s];",
-                 OWN.format(j="j"),
-                 f"    const int64_t pos = s - {rp}[i];",
-                 f"    const int32_t vi = {vidx}[s];",
-                 "    (void)pos; (void)vi;",
-                 *indent(synapse_block(prog, proj, "pre_spike", "i", "pos", "j", "vi")), "}"]
+        inner = stored_row(prog, proj, "pre_spike")
     return owned(prog, proj, event_rounds(prog, proj.pre, str(1 + proj.delay), inner, "i"), "j")
 
 
@@ -196,16 +189,21 @@ def postsynaptic_spikes(prog, proj) -> list[str]:
 def synapse_dynamics(prog, proj) -> list[str]:
     if not proj.weight_update.parsed["synapse_dynamics"]:
         return []
-    rp, post, vidx = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post", "vidx"))
     n_pre = prog.network.population(proj.pre).size
-    inner = [f"for (int64_t s = {rp}[i]; s < {rp}[i + 1]; s++) {{",
-             f"    const int32_t j = {post}[s];",
-             OWN.format(j="j"),
-             f"    const int64_t pos = s - {rp}[i];",
-             f"    const int32_t vi = {vidx}[s];",
-             "    (void)pos; (void)vi;",
-             *indent(synapse_block(prog, proj, "synapse_dynamics", "i", "pos", "j", "vi")), "}"]
+    inner = stored_row(prog, proj, "synapse_dynamics")
     return owned(prog, proj, batch_loop(prog, n_pre, inner, parallel=False), "j")
+
+
+def stored_row(prog, proj, field: str) -> list[str]:
+    """Run ``field`` for the owned synapses of stored row i, in CSR order."""
+    rp, post, vidx = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post", "vidx"))
+    return [f"for (int64_t s = {rp}[i]; s < {rp}[i + 1]; s++) {{",
+            f"    const int32_t j = {post}[s];",
+            OWN.format(j="j"),
+            f"    const int64_t pos = s - {rp}[i];",
+            f"    const int32_t vi = {vidx}[s];",
+            "    (void)pos; (void)vi;",
+            *indent(synapse_block(prog, proj, field, "i", "pos", "j", "vi")), "}"]
 
 
 # procedural connectivity ------------------------------------------------------------
