@@ -167,8 +167,8 @@ class Program:
                 steps.append(None)
                 continue
             name, body = item
-            parts.append("\n".join([f"static void {name}(sf_state *S)", "{",
-                                    *indent(self.hoist(body)), "}"]))
+            if body is not None:
+                parts.append(self.function("static ", name, body))
             steps.append(name)
         parts.append(self.step_function(steps))
         parts += [self.custom_update_function(cu) for cu in self.network.custom_updates]
@@ -197,7 +197,7 @@ class Program:
         yield None
         for index, cu in enumerate(net.custom_updates):
             if cu.every_step:
-                yield f"sf_every_{index}", [f"sf_cu_{index}(S);"]
+                yield f"sf_cu_{index}", None  # defined below, also called by the host
 
     def end_of_step(self) -> list[str]:
         return [*K.compact_spikes(self), *K.record_vars(self),
@@ -220,23 +220,29 @@ class Program:
             "        sf_end_of_step(S);", "    }", "    return S->rec_row;", "}"]
         return "\n".join(parts)
 
-    def hoist(self, body: list[str]) -> list[str]:
-        """Read the buffer pointers and the step once, into restrict-qualified
-        locals: every buffer is a distinct allocation, and saying so lets the
-        compiler keep indices in registers and vectorise element loops."""
+    def function(self, qualifier: str, name: str, body: list[str]) -> str:
+        """A phase function whose body gets the buffers it uses as restrict-qualified
+        parameters (every buffer is a distinct allocation: saying so lets the
+        compiler vectorise element loops; gcc does not for restrict locals) and
+        the scalar fields of S as constants."""
         text = "\n".join(body)
         used = sorted(set(re.findall(r"S->(b_\w+)", text)))
         ctypes = {b.cname: CTYPES[b.dtype.name] for b in self.buffers}
-        decls = [f"{ctypes[n]} *{self.dialect.restrict} const {n} = S->{n};" for n in used]
-        if "S->step" in text:
-            decls.append("const int64_t step = S->step;")
-        text = re.sub(r"S->(b_\w+|step)\b", r"\1", text)
-        return decls + text.split("\n")
+        scalars = [f for f in ("seed", "rng_step", "step", "rec_row") if f"S->{f}" in text]
+        types = {f.split()[-1]: f.rsplit(" ", 1)[0] for f in STATE_FIELDS}
+        params = [f"{ctypes[n]} *{self.dialect.restrict} {n}" for n in used]
+        params += [f"const {types[f]} {f}" for f in scalars]
+        text = re.sub(r"S->(b_\w+|seed|rng_step|step|rec_row)\b", r"\1", text)
+        args = ", ".join(f"S->{n}" for n in (*used, *scalars)) or ""
+        inner = f"static void {name}_body({', '.join(params) or 'void'})"
+        return "\n".join([inner, "{", *indent(text.split("\n")), "}", "",
+                          f"{qualifier}void {name}(sf_state *S)", "{",
+                          f"    {name}_body({args});" if args else f"    (void)S;\n    {name}_body();",
+                          "}"])
 
     def custom_update_function(self, cu) -> str:
         index = self.network.custom_updates.index(cu)
-        body = self.hoist(K.custom_update(self, cu))
-        return "\n".join([f"void sf_cu_{index}(sf_state *S)", "{", *indent(body), "}"])
+        return self.function("", f"sf_cu_{index}", K.custom_update(self, cu))
 
     def exports(self) -> str:
         """Declarations the runtime hands to cffi."""
