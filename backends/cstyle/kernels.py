@@ -383,26 +383,34 @@ def record_vars(prog) -> list[str]:
     return lines
 
 
+COMPACT_BLOCK = 16  # neurons checked at once (vectorised OR) before looking closer
+
+
 def compact_spikes(prog) -> list[str]:
     """Serial, once per step: list the spiking neurons of every population in
-    ascending order, and append recorded events (row, b n + i, count)."""
+    ascending order, and append recorded events (row, b n + i, count). Spikes
+    are rare, so blocks of neurons are first tested at once."""
     lines = []
     for pop in prog.network.populations:
         n, depth = pop.size, spike_depth(prog.network, pop.name)
         counts, num, ids = (prog.ptr(f"{k}:{pop.name}") for k in ("spikes", "spk_n", "spk_id"))
-        record = pop.name in prog.record_spikes
-        body = [f"const int32_t *cnt = {counts} + (sf_mod(S->step, {depth}) * {prog.batch} + b) * "
-                f"(int64_t){n};",
-                f"int32_t *list = {ids} + (sf_mod(S->step, {depth}) * {prog.batch} + b) * "
-                f"(int64_t){n};",
-                "int32_t m = 0;",
-                f"for (int32_t i = 0; i < {n}; i++) {{",
-                "    if (cnt[i] == 0) continue;", "    list[m++] = i;"]
-        if record:
+        base = f"(sf_mod(S->step, {depth}) * {prog.batch} + b) * (int64_t){n}"
+        append = ["    list[m++] = i;"]
+        if pop.name in prog.record_spikes:
             ev, count = prog.ptr(f"rec_ev:{pop.name}"), prog.ptr(f"rec_n:{pop.name}")
-            body += [f"    int32_t *e = {ev} + 3 * {count}[0]++;",
-                     f"    e[0] = S->rec_row; e[1] = b * {n} + i; e[2] = cnt[i];"]
-        body += ["}", f"{num}[sf_mod(S->step, {depth}) * {prog.batch} + b] = m;"]
+            append += [f"    int32_t *e = {ev} + 3 * {count}[0]++;",
+                       f"    e[0] = S->rec_row; e[1] = b * {n} + i; e[2] = cnt[i];"]
+        body = [f"const int32_t *cnt = {counts} + {base};",
+                f"int32_t *list = {ids} + {base};",
+                "int32_t m = 0;",
+                f"for (int32_t i0 = 0; i0 < {n}; i0 += {COMPACT_BLOCK}) {{",
+                f"    const int32_t i1 = sf_min_i(i0 + {COMPACT_BLOCK}, {n});",
+                "    int32_t any = 0;",
+                "    for (int32_t i = i0; i < i1; i++) any |= cnt[i];",
+                "    if (!any) continue;",
+                "    for (int32_t i = i0; i < i1; i++) {",
+                "        if (cnt[i] == 0) continue;", *indent(append), "    }", "}",
+                f"{num}[sf_mod(S->step, {depth}) * {prog.batch} + b] = m;"]
         lines += [f"for (int32_t b = 0; b < {prog.batch}; b++) {{", *indent(body), "}"]
     return lines
 

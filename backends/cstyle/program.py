@@ -200,8 +200,7 @@ class Program:
                 yield f"sf_cu_{index}", None  # defined below, also called by the host
 
     def end_of_step(self) -> list[str]:
-        return [*K.compact_spikes(self), *K.record_vars(self),
-                "S->step++;", "S->rng_step++;", "S->rec_row++;",
+        return ["sf_compact(S);", "S->step++;", "S->rng_step++;", "S->rec_row++;",
                 f"S->done = S->rec_row >= S->n_steps || !({K.room_for_next_step(self)});"]
 
     def step_function(self, phases) -> str:
@@ -209,6 +208,8 @@ class Program:
         parts = [
             "void sf_set_threads(int32_t n)", "{", "#ifdef _OPENMP",
             "    if (n > 0) omp_set_num_threads(n);", "#else", "    (void)n;", "#endif", "}", "",
+            self.function("static ", "sf_compact", [*K.compact_spikes(self),
+                                                   *K.record_vars(self)]), "",
             "static void sf_end_of_step(sf_state *S)", "{", *indent(self.end_of_step()), "}", "",
             "/* Runs up to n_steps steps in one parallel region; stops early when a",
             "   recording buffer could overflow. Returns the number of steps run. */",
