@@ -29,8 +29,8 @@ def _cpu_sources(network, out: Path) -> list[Path]:
     files[0].write_text(source)
     shutil.copyfile(INCLUDE_DIR / "philox.h", files[1])
     flags = " ".join(shlex.quote(f) for f in runtime.BASE_FLAGS)
-    files[2].write_text("#!/bin/sh\n# the cpu backend's compile command (it adds -fopenmp when "
-                        f"supported)\ncc -O3 {flags} -fopenmp -I. network.c -o network.so -lm\n")
+    files[2].write_text("#!/bin/sh\n# the cpu backend's compile command (-march=native and -fopenmp when "
+                        f"supported)\ncc -O3 {flags} -march=native -fopenmp -I. network.c -o network.so -lm\n")
     files[2].chmod(0o755)
     return files
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -58,22 +59,48 @@ def openmp_flags(cc: str) -> tuple[str, ...]:
     return ("-fopenmp",) if result.returncode == 0 else ()
 
 
+@functools.lru_cache(maxsize=None)
+def native_flags(cc: str) -> tuple[str, ...]:
+    """('-march=native',) when the compiler accepts it: vector instructions of this
+    CPU (no fused multiply-add: -ffp-contract=off keeps results identical)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp, "n.c")
+        src.write_text("int f(int x) { return x + 1; }\n")
+        result = subprocess.run([cc, "-march=native", "-c", str(src), "-o", str(Path(tmp, "n.o"))],
+                                capture_output=True, check=False)
+    return ("-march=native",) if result.returncode == 0 else ()
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_fingerprint() -> str:
+    """What -march=native depends on: the CPU model and feature flags."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.machine() + platform.processor()
+    keep = [line for line in lines if line.startswith(("model name", "flags", "Features"))]
+    return "\n".join(sorted(set(keep)))
+
+
 def cache_dir() -> Path:
     path = Path(os.environ.get("SPIKEFORGE_CACHE_DIR") or Path.home() / ".cache" / "spikeforge")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def flags(opt: str = "-O3", openmp: bool = True, extra: tuple = ()) -> tuple[str, ...]:
+def flags(opt: str = "-O3", openmp: bool = True, extra: tuple = (),
+          native: bool = True) -> tuple[str, ...]:
     cc = compiler()
-    return (opt, *BASE_FLAGS, *(openmp_flags(cc) if openmp else ()), *extra)
+    return (opt, *BASE_FLAGS, *(native_flags(cc) if native else ()),
+            *(openmp_flags(cc) if openmp else ()), *extra)
 
 
 def library_key(source: str, all_flags: tuple[str, ...]) -> str:
     cc = compiler()
     digest = hashlib.sha256()
+    machine = cpu_fingerprint() if "-march=native" in all_flags else ""
     for part in (source, (INCLUDE_DIR / "philox.h").read_text(), compiler_version(cc),
-                 " ".join(all_flags)):
+                 " ".join(all_flags), machine):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:32]

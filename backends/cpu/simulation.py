@@ -24,12 +24,12 @@ class CpuSimulation(Simulation):
     backend = "cpu"
 
     def __init__(self, network, record_spikes=None, record_vars=(), opt="-O3", openmp=True,
-                 extra_flags=(), threads=None):
+                 extra_flags=(), threads=None, native=True):
         super().__init__(network, record_spikes, record_vars)
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"cpu backend: threads must be a positive int, got {threads!r}")
         self.threads = threads
-        self.flags = runtime.flags(opt, openmp, tuple(extra_flags))
+        self.flags = runtime.flags(opt, openmp, tuple(extra_flags), native)
         self._load()
 
     def _load(self):
