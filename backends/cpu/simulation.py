@@ -69,16 +69,12 @@ class CpuSimulation(Simulation):
             n -= k
 
     def _drain_recordings(self, k: int) -> None:
-        """Hand the C event buffers and var rows of the last k steps to the logs."""
+        """Hand the recorded rows of the last k steps to the logs."""
         for pop in self.record_spikes:
-            count = self.buffers[f"rec_n:{pop}"]
-            events = self.buffers[f"rec_ev:{pop}"][: count[0]]
-            size = self.network.population(pop).size
-            reps = events[:, 2].astype(np.int64)
-            self._spike_log[pop].append((np.repeat(events[:, 0] + self.step, reps).astype(np.int64),
-                                         np.repeat(events[:, 1] % size, reps).astype(np.int64),
-                                         np.repeat(events[:, 1] // size, reps).astype(np.int64)))
-            count[0] = 0
+            rows, batch, ids = nonzero_events(self.buffers[f"rec_spikes:{pop}"][:k])
+            counts = self.buffers[f"rec_spikes:{pop}"][:k][rows, batch, ids].astype(np.int64)
+            self._spike_log[pop].append((np.repeat(rows + self.step, counts),
+                                         np.repeat(ids, counts), np.repeat(batch, counts)))
         if self.record_vars:
             self._record_var_block(self.step, {v: self.buffers[f"rec_var:{v}"][:k]
                                                for v in self.record_vars})
@@ -86,3 +82,14 @@ class CpuSimulation(Simulation):
     def _custom_update(self, cu) -> None:
         self.c.step, self.c.rng_step = self.step, self.rng_step
         getattr(self.lib, f"sf_cu_{self.network.custom_updates.index(cu)}")(self.c)
+
+
+def nonzero_events(counts: np.ndarray):
+    """np.nonzero of a mostly-zero uint8 array, 8 bytes at a time."""
+    flat = counts.reshape(-1)
+    whole = len(flat) // 8 * 8
+    words = np.flatnonzero(flat[:whole].view(np.uint64)) if whole else np.zeros(0, np.int64)
+    candidates = (words[:, None] * 8 + np.arange(8)).ravel()
+    candidates = np.concatenate([candidates, np.arange(whole, len(flat))])
+    hits = candidates[flat[candidates] != 0].astype(np.int64)
+    return np.unravel_index(hits, counts.shape)

@@ -9,7 +9,7 @@ from spikeforge.network import Population
 from spikeforge.philox import stream_id
 
 from .elements import Binding, Element, indent
-from .layout import needs_columns, spike_depth
+from .layout import MAX_THREADS, needs_columns, spike_depth
 
 
 # bindings -------------------------------------------------------------------------
@@ -43,14 +43,21 @@ def vars_of(prog, owner: str, variables, n: int, index: str, store: bool, suffix
 
 def batch_loop(prog, n: int, body: list[str], index: str = "i", parallel: bool = True):
     """Loop over batch x elements; ``parallel`` when iterations touch only their own
-    element. The work-sharing loop (over elements, inside the batch loop, so it
-    vectorises) has no barrier (the step places them between phases); loops of
-    equal size share one static schedule, so an element is always updated by the
-    same thread."""
-    pragma = ["    SF_OMP(omp for schedule(static) nowait)"] if parallel else []
-    return [f"for (int32_t b = 0; b < {prog.batch}; b++) {{", *pragma,
-            f"    for (int32_t {index} = 0; {index} < {n}; {index}++) {{",
-            *indent(body, 2), "    }", "}"]
+    element: each thread takes the fixed range [lo, hi) of sf_range (declared by
+    the caller), inside the batch loop so it vectorises, with no barrier (the
+    step places them between phases)."""
+    if not parallel:
+        return [f"for (int32_t b = 0; b < {prog.batch}; b++) {{",
+                f"    for (int32_t {index} = 0; {index} < {n}; {index}++) {{",
+                *indent(body, 2), "    }", "}"]
+    def loop(first, last):
+        return [f"for (int32_t b = 0; b < {prog.batch}; b++) {{",
+                f"    for (int32_t {index} = {first}; {index} < {last}; {index}++) {{",
+                *indent(body, 2), "    }", "}"]
+
+    # one thread: constant bounds let the compiler unroll and skip remainder checks
+    return ["if (lo == 0 && hi == " + str(n) + ") {", *indent(loop(0, n)), "} else {",
+            *indent(loop("(int32_t)lo", "(int32_t)hi")), "}"]
 
 
 def block(element: Element, fields: list[tuple[str, tuple]], extra_trees=()) -> list[str]:
@@ -138,26 +145,33 @@ def synapse_block(prog, proj, field: str, row: str, pos: str, post: str, vi: str
 
 
 def event_rounds(prog, pop: str, lag: str, inner: list[str], index: str) -> list[str]:
-    """Loop over event rounds, batch and spiking neurons of ``pop`` at step - lag."""
+    """Loop over event rounds, batch and spiking neurons of ``pop`` at step - lag.
+    The step's spike list is one ascending segment per thread that wrote it
+    (segment t starts at sf_lo(n, t, T)), so neurons come in ascending order."""
     net = prog.network
     size = net.population(pop).size
     depth = spike_depth(net, pop)
-    counts, num, ids = (prog.ptr(f"{k}:{pop}") for k in ("spikes", "spk_n", "spk_id"))
+    counts, num, ids, team = (prog.ptr(f"{k}:{pop}") for k in ("spikes", "spk_n", "spk_id",
+                                                               "spk_t"))
     total = prog.batch * size
+    seg = f"(slot * {prog.batch} + b) * {MAX_THREADS} + t"
+    loop = [f"for (int32_t b = 0; b < {prog.batch}; b++) {{",
+            "    for (int32_t t = 0; t < team; t++) {",
+            f"        const int32_t *list = ids + (int64_t)b * {size} + sf_lo({size}, t, team);",
+            f"        for (int32_t m = 0; m < {num}[{seg}]; m++) {{",
+            f"            const int32_t {index} = list[m];"]
+    close = ["        }", "    }", "}"]
     return [f"const int64_t slot = sf_mod(S->step - {lag}, {depth});",
             f"const int32_t *cnt = {counts} + slot * {total}LL;",
             f"const int32_t *ids = {ids} + slot * {total}LL;",
-            f"const int32_t *num = {num} + slot * {prog.batch};",
+            f"const int32_t team = {team}[slot];",
             "int32_t rounds = 0;",
-            f"for (int32_t b = 0; b < {prog.batch}; b++)",
-            "    for (int32_t m = 0; m < num[b]; m++)",
-            f"        rounds = sf_max_i(rounds, cnt[(int64_t)b * {size} + ids[(int64_t)b * {size} + m]]);",
+            *loop, f"            rounds = sf_max_i(rounds, cnt[(int64_t)b * {size} + {index}]);",
+            *close,
             "for (int32_t r = 0; r < rounds; r++) {",
-            f"    for (int32_t b = 0; b < {prog.batch}; b++) {{",
-            "        for (int32_t m = 0; m < num[b]; m++) {",
-            f"            const int32_t {index} = ids[(int64_t)b * {size} + m];",
-            f"            if (cnt[(int64_t)b * {size} + {index}] <= r) continue;",
-            *indent(inner, 3), "        }", "    }", "}"]
+            *indent(loop, 1),
+            f"                if (cnt[(int64_t)b * {size} + {index}] <= r) continue;",
+            *indent(inner, 4), *indent(close, 1), "}"]
 
 
 def presynaptic(prog, proj) -> list[str]:
@@ -332,12 +346,16 @@ def neurons(prog, pop: Population) -> list[str]:
     depth = spike_depth(prog.network, pop.name)
     counts = prog.ptr(f"spikes:{pop.name}")
     body.append(f"{counts}[(sf_mod(S->step, {depth}) * {prog.batch} + b) * (int64_t){n} + i] = k;")
+    if pop.name in prog.record_spikes:
+        rec = prog.ptr(f"rec_spikes:{pop.name}")
+        body.append(f"{rec}[((int64_t)S->rec_row * {prog.batch} + b) * {n} + i] = (uint8_t)k;")
     lines = ["int32_t k = 0;", *summed_inputs(prog, pop), "{", *indent(body), "}"]
     for proj in prog.network.projections:
         for side in ("pre", "post"):
             if getattr(proj, side) == pop.name:
                 lines += trace_block(prog, proj, side, pop)
-    return batch_loop(prog, n, lines)
+    return ["int64_t lo, hi;", f"sf_range({n}, &lo, &hi);", *batch_loop(prog, n, lines),
+            *compact_spikes(prog, pop)]
 
 
 def event_count(prog, pop, el: Element) -> list[str]:
@@ -374,6 +392,7 @@ def trace_block(prog, proj, side: str, pop) -> list[str]:
 
 
 def record_vars(prog) -> list[str]:
+    """Serial copy of the recorded vars into this step's row."""
     lines = []
     for var in prog.record_vars:
         size = prog.prepared.state[var].size
@@ -386,44 +405,33 @@ def record_vars(prog) -> list[str]:
 COMPACT_BLOCK = 16  # neurons checked at once (vectorised OR) before looking closer
 
 
-def compact_spikes(prog) -> list[str]:
-    """Serial, once per step: list the spiking neurons of every population in
-    ascending order, and append recorded events (row, b n + i, count). Spikes
-    are rare, so blocks of neurons are first tested at once."""
-    lines = []
-    for pop in prog.network.populations:
-        n, depth = pop.size, spike_depth(prog.network, pop.name)
-        counts, num, ids = (prog.ptr(f"{k}:{pop.name}") for k in ("spikes", "spk_n", "spk_id"))
-        base = f"(sf_mod(S->step, {depth}) * {prog.batch} + b) * (int64_t){n}"
-        append = ["    list[m++] = i;"]
-        if pop.name in prog.record_spikes:
-            ev, count = prog.ptr(f"rec_ev:{pop.name}"), prog.ptr(f"rec_n:{pop.name}")
-            append += [f"    int32_t *e = {ev} + 3 * {count}[0]++;",
-                       f"    e[0] = S->rec_row; e[1] = b * {n} + i; e[2] = cnt[i];"]
-        body = [f"const int32_t *cnt = {counts} + {base};",
-                f"int32_t *list = {ids} + {base};",
-                "int32_t m = 0;",
-                f"for (int32_t i0 = 0; i0 < {n}; i0 += {COMPACT_BLOCK}) {{",
-                f"    const int32_t i1 = sf_min_i(i0 + {COMPACT_BLOCK}, {n});",
-                "    int32_t any = 0;",
-                "    for (int32_t i = i0; i < i1; i++) any |= cnt[i];",
-                "    if (!any) continue;",
-                "    for (int32_t i = i0; i < i1; i++) {",
-                "        if (cnt[i] == 0) continue;", *indent(append), "    }", "}",
-                f"{num}[sf_mod(S->step, {depth}) * {prog.batch} + b] = m;"]
-        lines += [f"for (int32_t b = 0; b < {prog.batch}; b++) {{", *indent(body), "}"]
-    return lines
-
-
-def room_for_next_step(prog) -> str:
-    """C condition: every recorded population's event buffer can take one more step."""
-    checks = [f"{prog.ptr(f'rec_n:{p}')}[0] + {prog.batch * prog.network.population(p).size} <= "
-              f"{prog.by_key[f'rec_ev:{p}'].shape[0]}" for p in prog.record_spikes]
-    return " && ".join(checks) or "1"
+def compact_spikes(prog, pop) -> list[str]:
+    """Each thread lists the spiking neurons of its own range [lo, hi) in
+    ascending order, as its segment of the step's spike list (same partition as
+    the update loop, so no barrier in between). Spikes are rare, so blocks of
+    neurons are first tested at once."""
+    n, depth = pop.size, spike_depth(prog.network, pop.name)
+    counts, num, ids, team = (prog.ptr(f"{k}:{pop.name}") for k in ("spikes", "spk_n", "spk_id",
+                                                                    "spk_t"))
+    base = f"(sf_mod(S->step, {depth}) * {prog.batch} + b) * (int64_t){n}"
+    body = [f"const int32_t *cnt = {counts} + {base};",
+            f"int32_t *list = {ids} + {base} + lo;",
+            "int32_t m = 0;",
+            f"for (int64_t i0 = lo; i0 < hi; i0 += {COMPACT_BLOCK}) {{",
+            f"    const int64_t i1 = i0 + {COMPACT_BLOCK} < hi ? i0 + {COMPACT_BLOCK} : hi;",
+            "    int32_t any = 0;",
+            "    for (int64_t i = i0; i < i1; i++) any |= cnt[i];",
+            "    if (!any) continue;",
+            "    for (int64_t i = i0; i < i1; i++) if (cnt[i] != 0) list[m++] = (int32_t)i;",
+            "}",
+            f"{num}[(sf_mod(S->step, {depth}) * {prog.batch} + b) * {MAX_THREADS} + sf_thread()] "
+            "= m;"]
+    return [f"for (int32_t b = 0; b < {prog.batch}; b++) {{", *indent(body), "}",
+            f"if (sf_thread() == 0) {team}[sf_mod(S->step, {depth})] = sf_team();"]
 
 
 # custom updates --------------------------------------------------------------------------
 from .custom import custom_update  # noqa: E402  (kept in its own module)
 
-__all__ = ["compact_spikes", "custom_update", "neurons", "postsynaptic_spikes", "presynaptic",
-           "record_vars", "room_for_next_step", "synapse_dynamics"]
+__all__ = ["custom_update", "neurons", "postsynaptic_spikes", "presynaptic", "record_vars",
+           "synapse_dynamics"]

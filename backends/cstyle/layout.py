@@ -9,12 +9,15 @@ key                       shape                        meaning
 ``state:<node>.<var>``    (batch, n) or (n,)           model state (prepare())
 ``input:<pop>.<name>``    (batch, n)                   i_syn and extra inputs
 ``spikes:<pop>``          (depth, batch, n) int32      event counts, ring over steps
-``spk_n/spk_id:<pop>``    (depth, batch[, n]) int32    spiking neurons per step, ascending
+``spk_id:<pop>``          (depth, batch, n) int32      spiking neurons per step, ascending,
+                                                       in one segment per thread
+``spk_n:<pop>``           (depth, batch, MAX_THREADS)  neurons in each thread's segment
+``spk_t:<pop>``           (depth,) int32               threads that wrote the step
 ``inring:<proj>``         (max_dd + 1, batch, n_post)  delivered input ring
 ``rowptr/post/vidx:<p>``  CSR of stored connectivity   (int64 / int32 / int32)
 ``colptr/colsyn/pre:<p>`` CSC view for post_spike      (int64 / int32 / int32)
 ``ssa_off/steps/next:``   spike-source array schedule  (int64)
-``rec_ev/rec_n:<pop>``     (capacity, 3) int32 / (1,)  recorded events (row, b n + i, count)
+``rec_spikes:<pop>``      (chunk, batch, n) uint8      recorded event counts per step
 ``rec_var:<node>.<var>``  (chunk, ...)                 recorded values per step
 ========================  ===========================  =========================
 """
@@ -27,6 +30,7 @@ import numpy as np
 
 MAX_RECORD_BYTES = 64 << 20
 MAX_CHUNK = 1000
+MAX_THREADS = 64  # OpenMP team size cap of generated code
 
 
 @dataclass(frozen=True)
@@ -48,14 +52,10 @@ def needs_columns(proj) -> bool:
     return bool(proj.weight_update.parsed["post_spike"])
 
 
-def event_capacity(per_step: int) -> int:
-    """Recorded events buffered between drains: room for 16 steps of everyone
-    spiking, at least 64k. A run pauses early rather than overflow it."""
-    return max(16 * per_step, 1 << 16)
-
-
 def record_chunk(network, record_spikes, record_vars, prepared) -> int:
-    per_step = sum(prepared.state[v].nbytes for v in record_vars)
+    batch = network.batch_size
+    per_step = sum(batch * network.population(p).size for p in record_spikes)
+    per_step += sum(prepared.state[v].nbytes for v in record_vars)
     return int(max(1, min(MAX_CHUNK, MAX_RECORD_BYTES // max(per_step, 1))))
 
 
@@ -69,7 +69,8 @@ def layout(prepared, record_spikes=(), record_vars=()) -> tuple[list[Buffer], in
             out.append(Buffer(f"input:{pop.name}.{name}", scalar, (batch, pop.size)))
         depth = spike_depth(net, pop.name)
         out += [Buffer(f"spikes:{pop.name}", np.dtype(np.int32), (depth, batch, pop.size)),
-                Buffer(f"spk_n:{pop.name}", np.dtype(np.int32), (depth, batch)),
+                Buffer(f"spk_n:{pop.name}", np.dtype(np.int32), (depth, batch, MAX_THREADS)),
+                Buffer(f"spk_t:{pop.name}", np.dtype(np.int32), (depth,)),
                 Buffer(f"spk_id:{pop.name}", np.dtype(np.int32), (depth, batch, pop.size))]
         if pop.name in prepared.spike_steps:
             offsets, steps = prepared.spike_steps[pop.name]
@@ -92,9 +93,8 @@ def layout(prepared, record_spikes=(), record_vars=()) -> tuple[list[Buffer], in
                     Buffer(f"pre:{proj.name}", np.dtype(np.int32), syn.post.shape)]
     chunk = record_chunk(net, record_spikes, record_vars, prepared)
     for pop in record_spikes:
-        out += [Buffer(f"rec_ev:{pop}", np.dtype(np.int32),
-                       (event_capacity(batch * net.population(pop).size), 3)),
-                Buffer(f"rec_n:{pop}", np.dtype(np.int64), (1,))]
+        out.append(Buffer(f"rec_spikes:{pop}", np.dtype(np.uint8),
+                          (chunk, batch, net.population(pop).size)))
     for var in record_vars:
         value = prepared.state[var]
         out.append(Buffer(f"rec_var:{var}", value.dtype, (chunk, *value.shape)))
@@ -123,4 +123,7 @@ def initial_values(prepared, buffers: list[Buffer]) -> dict[str, np.ndarray]:
         arrays[f"ssa_off:{pop}"][...] = offsets
         arrays[f"ssa_steps:{pop}"][...] = steps
         arrays[f"ssa_next:{pop}"][...] = offsets[:-1]
+    for key in arrays:
+        if key.startswith("spk_t:"):
+            arrays[key][...] = 1  # no spikes yet: one empty segment
     return arrays

@@ -20,7 +20,7 @@ from .fixed import helpers as fixed_helpers
 from .fixed import tables as fixed_tables
 from .render import Renderer
 from .elements import indent
-from .layout import layout
+from .layout import MAX_THREADS, layout
 from .render import HELPERS
 
 OPENMP = """\
@@ -30,23 +30,49 @@ OPENMP = """\
 #else
 #define SF_OMP(x)
 #endif"""
-RANGE = """\
-static inline void sf_range(int64_t n, int64_t *lo, int64_t *hi)
-{
+RANGE = f"""\
+static inline int32_t sf_thread(void)
+{{
 #ifdef _OPENMP
-    const int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
+    return omp_get_thread_num();
 #else
-    const int64_t t = 0, threads = 1;
+    return 0;
 #endif
-    *lo = n * t / threads;
-    *hi = n * (t + 1) / threads;
-}"""
+}}
+
+static inline int32_t sf_team(void)
+{{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}}
+
+/* Thread t of T owns [sf_lo(n, t, T), sf_lo(n, t + 1, T)) of any n elements. */
+static inline int64_t sf_lo(int64_t n, int64_t t, int64_t threads) {{ return n * t / threads; }}
+
+static inline void sf_range(int64_t n, int64_t *lo, int64_t *hi)
+{{
+    *lo = sf_lo(n, sf_thread(), sf_team());
+    *hi = sf_lo(n, sf_thread() + 1, sf_team());
+}}
+
+static inline int32_t sf_max_threads(void)
+{{
+#ifdef _OPENMP
+    const int32_t n = omp_get_max_threads();
+    return n < {MAX_THREADS} ? n : {MAX_THREADS};
+#else
+    return 1;
+#endif
+}}"""
 
 CTYPES = {"float32": "float", "float64": "double", "int8": "int8_t", "int16": "int16_t",
           "int32": "int32_t", "int64": "int64_t", "uint8": "uint8_t"}
 
-STATE_FIELDS = ("uint32_t seed", "uint32_t rng_step", "int64_t step", "int32_t rec_row",
-                "int32_t n_steps", "int32_t done")
+STATE_FIELDS = ("uint32_t seed", "uint32_t rng_step", "int64_t step")
+STEP_ARGS = ("int64_t step", "uint32_t rng_step", "int32_t rec_row")  # per-step, per-thread
 
 
 class Program:
@@ -159,7 +185,7 @@ class Program:
                  f"{d.fn_qualifier} int64_t sf_mod(int64_t a, int64_t n) "
                  "{ int64_t r = a % n; return r < 0 ? r + n : r; }", RANGE,
                  "\n".join(self.struct()),
-                 "\n".join(f"void sf_cu_{i}(sf_state *S);"
+                 "\n".join(f"static void sf_cu_{i}_at(sf_state *S, {', '.join(STEP_ARGS)});"
                            for i, _ in enumerate(self.network.custom_updates))]
         steps = []
         for item in self.functions():
@@ -197,53 +223,59 @@ class Program:
         yield None
         for index, cu in enumerate(net.custom_updates):
             if cu.every_step:
-                yield f"sf_cu_{index}", None  # defined below, also called by the host
-
-    def end_of_step(self) -> list[str]:
-        return ["sf_compact(S);", "S->step++;", "S->rng_step++;", "S->rec_row++;",
-                f"S->done = S->rec_row >= S->n_steps || !({K.room_for_next_step(self)});"]
+                yield f"sf_cu_{index}_at", None  # defined below; sf_cu_{index} for the host
 
     def step_function(self, phases) -> str:
-        body = ["SF_OMP(omp barrier)" if name is None else f"{name}(S);" for name in phases]
+        call = "(S, step, rng_step, k)"
+        body = ["SF_OMP(omp barrier)" if name is None else f"{name}{call};" for name in phases]
+        if self.record_vars:
+            body += ["SF_OMP(omp single)", f"sf_record_vars{call};"]
         parts = [
             "void sf_set_threads(int32_t n)", "{", "#ifdef _OPENMP",
             "    if (n > 0) omp_set_num_threads(n);", "#else", "    (void)n;", "#endif", "}", "",
-            self.function("static ", "sf_compact", [*K.compact_spikes(self),
-                                                   *K.record_vars(self)]), "",
-            "static void sf_end_of_step(sf_state *S)", "{", *indent(self.end_of_step()), "}", "",
-            "/* Runs up to n_steps steps in one parallel region; stops early when a",
-            "   recording buffer could overflow. Returns the number of steps run. */",
+            *([self.function("static ", "sf_record_vars", K.record_vars(self)), ""]
+              if self.record_vars else []),
+            "/* Runs n_steps steps (at most the recording chunk) in one parallel region:",
+            "   every thread counts the steps itself; two barriers per step. */",
             "int32_t sf_run(sf_state *S, int32_t n_steps)", "{",
-            "    S->rec_row = 0;", "    S->n_steps = n_steps;",
-            "    S->done = n_steps <= 0;",
-            "    SF_OMP(omp parallel)", "    while (!S->done) {",
-            *indent(body, 2), "        SF_OMP(omp barrier)", "        SF_OMP(omp single)",
-            "        sf_end_of_step(S);", "    }", "    return S->rec_row;", "}"]
+            "    const int64_t step0 = S->step;", "    const uint32_t rng0 = S->rng_step;",
+            "    SF_OMP(omp parallel num_threads(sf_max_threads()))",
+            "    for (int32_t k = 0; k < n_steps; k++) {",
+            "        const int64_t step = step0 + k;",
+            "        const uint32_t rng_step = rng0 + (uint32_t)k;",
+            *indent(body, 2), "    }",
+            "    S->step = step0 + n_steps;", "    S->rng_step = rng0 + (uint32_t)n_steps;",
+            "    return n_steps;", "}"]
         return "\n".join(parts)
 
     def function(self, qualifier: str, name: str, body: list[str]) -> str:
         """A phase function whose body gets the buffers it uses as restrict-qualified
         parameters (every buffer is a distinct allocation: saying so lets the
-        compiler vectorise element loops; gcc does not for restrict locals) and
-        the scalar fields of S as constants."""
+        compiler vectorise element loops; gcc does not for restrict locals), the
+        seed, and the step counters that each thread keeps itself."""
         text = "\n".join(body)
         used = sorted(set(re.findall(r"S->(b_\w+)", text)))
         ctypes = {b.cname: CTYPES[b.dtype.name] for b in self.buffers}
         scalars = [f for f in ("seed", "rng_step", "step", "rec_row") if f"S->{f}" in text]
-        types = {f.split()[-1]: f.rsplit(" ", 1)[0] for f in STATE_FIELDS}
+        types = {f.split()[-1]: f.rsplit(" ", 1)[0] for f in (*STATE_FIELDS, *STEP_ARGS)}
         params = [f"{ctypes[n]} *{self.dialect.restrict} {n}" for n in used]
         params += [f"const {types[f]} {f}" for f in scalars]
         text = re.sub(r"S->(b_\w+|seed|rng_step|step|rec_row)\b", r"\1", text)
-        args = ", ".join(f"S->{n}" for n in (*used, *scalars)) or ""
+        args = ", ".join([*(f"S->{n}" for n in used), *(f if f != "seed" else "S->seed"
+                                                         for f in scalars)])
+        unused = [f"(void){a.split()[-1]};" for a in STEP_ARGS if a.split()[-1] not in scalars]
         inner = f"static void {name}_body({', '.join(params) or 'void'})"
         return "\n".join([inner, "{", *indent(text.split("\n")), "}", "",
-                          f"{qualifier}void {name}(sf_state *S)", "{",
-                          f"    {name}_body({args});" if args else f"    (void)S;\n    {name}_body();",
-                          "}"])
+                          f"{qualifier}void {name}(sf_state *S, {', '.join(STEP_ARGS)})", "{",
+                          *indent(unused + ([] if used or "seed" in scalars else ["(void)S;"])),
+                          f"    {name}_body({args});", "}"])
 
     def custom_update_function(self, cu) -> str:
         index = self.network.custom_updates.index(cu)
-        return self.function("", f"sf_cu_{index}", K.custom_update(self, cu))
+        name = f"sf_cu_{index}"
+        return "\n".join([self.function("static ", f"{name}_at", K.custom_update(self, cu)), "",
+                          f"void {name}(sf_state *S)", "{",
+                          f"    {name}_at(S, S->step, S->rng_step, 0);", "}"])
 
     def exports(self) -> str:
         """Declarations the runtime hands to cffi."""
