@@ -204,12 +204,11 @@ class Program:
 
     def functions(self):
         """(name, body lines) of every phase function, in step order; None marks a
-        barrier. Three per step: phases 2-4 give every synapse to the thread owning
-        its target; one loop per population then runs, per neuron, its current
+        barrier. Two per step: phases 2-4 give every synapse to the thread owning
+        its target; then one loop per population runs, per neuron, its current
         sources (phase 1), the postsynaptic models of its incoming projections
-        (phase 5) and its update (phase 6), which touch only that neuron; the serial
-        end of the step (spike lists, recording, counters) follows a barrier and
-        ends in one."""
+        (phase 5) and its update (phase 6), which touch only that neuron, and each
+        thread lists the spikes of its own neurons (no serial section)."""
         net = self.network
         for stage, render in (("pre", K.presynaptic), ("post", K.postsynaptic_spikes),
                               ("dyn", K.synapse_dynamics)):
