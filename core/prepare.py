@@ -38,7 +38,6 @@ class Prepared:
     params: dict = field(default_factory=dict)  # node name -> {param/derived: float}
     ps_params: dict = field(default_factory=dict)  # projection -> postsynaptic params
     state: dict = field(default_factory=dict)  # "<node>.<var>" -> initial array
-    types: dict = field(default_factory=dict)  # "<node>.<var>" -> "float" | "int"
     synapses: dict = field(default_factory=dict)  # projection -> Synapses (stored only)
     spike_steps: dict = field(default_factory=dict)  # SSA population -> (offsets, steps)
 
@@ -89,7 +88,6 @@ def _prepare_reductions(prep: Prepared, network: Network, cu) -> None:
             n = _element_count(prep, network, cu.target)
             shape = (n,) if red.over == "batch" else (network.batch_size,)
             prep.state[f"{cu.name}.{name}"] = np.zeros(shape, dtype=prep.dtype)
-            prep.types[f"{cu.name}.{name}"] = "float"
             if prep.fixed is not None:
                 prep.formats[f"{cu.name}.{name}"] = (prep.fixed, False)
 
@@ -148,7 +146,6 @@ def _prepare_projection(prep: Prepared, proj: Projection, seed: int):
 
 def _store(prep: Prepared, key: str, var, values: np.ndarray):
     prep.state[key] = np.ascontiguousarray(prep.encode(key, var, values))
-    prep.types[key] = var.type
     if prep.storage(var) is not None:
         prep.formats[key] = prep.storage(var)
 

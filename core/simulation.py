@@ -11,7 +11,6 @@ import numpy as np
 
 from .fixed import to_fixed, to_real
 from .net import Network
-from .network import Population
 from .prepare import Prepared, prepare
 
 PROGRESS_CHUNK = 1000
@@ -205,12 +204,8 @@ class Simulation:
                 self._var_log[name].extend(np.array(block))
 
     def _record_vars(self, step: int) -> None:
-        if self.record_vars:
-            self._var_steps.append(step)
-            for name in self.record_vars:
-                value = self._real(name, self._pull(name))
-                self._var_log[name].append(np.array(value[0] if value.ndim == 2 and
-                                                    self.network.batch_size == 1 else value))
+        """Record the current values as the end of ``step``."""
+        self._record_var_block(step, {n: self._pull(n)[None] for n in self.record_vars})
 
     def _real(self, name: str, raw: np.ndarray) -> np.ndarray:
         fmt = self.prepared.formats.get(name)
@@ -233,7 +228,3 @@ class Simulation:
 
     def _custom_update(self, cu) -> None:
         raise NotImplementedError
-
-    def population_size(self, name: str) -> int:
-        pop = self.network.nodes.get(name)
-        return pop.size if isinstance(pop, Population) else 0
