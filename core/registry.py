@@ -34,12 +34,36 @@ def unregister_backend(name: str) -> None:
     _BACKENDS.pop(name, None)
 
 
+def _unloadable(name: str, error: Exception) -> type:
+    """Stand-in for a registered backend whose module fails to import: listed as
+    unavailable with the import error as the reason, so one broken optional
+    backend never hides the others."""
+    reason = f"its module failed to import: {type(error).__name__}: {error}"
+
+    class Unloadable:
+        verification: dict = {}
+
+        @staticmethod
+        def availability() -> tuple[bool, str]:
+            return False, reason
+
+        @staticmethod
+        def build(network, **options):
+            raise RuntimeError(f"backend {name!r} cannot run here: {reason}")
+
+    Unloadable.name = name
+    return Unloadable
+
+
 def backends() -> dict[str, type]:
     global _LOADED
     if not _LOADED:
         for ep in entry_points(group="spikeforge.backends"):
             if ep.name not in _BACKENDS:
-                _BACKENDS[ep.name] = ep.load()
+                try:
+                    _BACKENDS[ep.name] = ep.load()
+                except Exception as error:  # noqa: BLE001 - reported as unavailability
+                    _BACKENDS[ep.name] = _unloadable(ep.name, error)
         _LOADED = True
     return dict(_BACKENDS)
 
