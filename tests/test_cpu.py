@@ -139,6 +139,31 @@ def test_cache_is_reused_and_keyed_by_flags(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("sf_*.so"))) == 2
 
 
+def test_networks_differing_only_in_values_share_one_library(tmp_path, monkeypatch):
+    """Params, weights, initial values and the connectivity draw (seed) are data,
+    not source: one compiled library serves them all, and each still runs with
+    its own values (same results as numpy)."""
+    monkeypatch.setenv("SPIKEFORGE_CACHE_DIR", str(tmp_path))
+    def variant(seed, tau_m, w):
+        net = sf.NetworkBuilder(dt=0.1, seed=seed)
+        lif = dict(C=20.0, tau_m=tau_m, v_rest=-49.0, v_reset=-60.0, v_thresh=-50.0,
+                   i_offset=0.0, tau_refrac=5.0)
+        net.population("E", sf.LIF, 150, params=lif, init={"v": sf.Uniform(-60.0, -50.0)})
+        net.connect("E", "E", sf.FixedProbability(0.1), w=w, postsynaptic=sf.ExpCurr,
+                    ps_params={"tau": tau_m / 4})
+        return net.network()
+
+    variants = [variant(1, 20.0, 1.6), variant(2, 20.0, 1.6), variant(3, 12.0, 0.7)]
+    sims = [net.build("cpu") for net in variants]
+    assert len({sim.library_path for sim in sims}) == 1
+    assert len(list(tmp_path.glob("sf_*.so"))) == 1
+    for net, sim in zip(variants, sims):
+        ref = net.build("numpy")
+        sim.run(steps=200)
+        ref.run(steps=200)
+        np.testing.assert_allclose(sim.get("E.v"), ref.get("E.v"), rtol=0, atol=1e-4)
+
+
 def test_missing_compiler_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setenv("CC", "/nonexistent/cc")

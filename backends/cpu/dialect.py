@@ -6,3 +6,4 @@ from spikeforge.backends.cstyle.render import Dialect
 
 class CpuDialect(Dialect):
     name = "cpu"
+    runtime_params = True  # one library per network structure (see Dialect)

@@ -21,11 +21,11 @@ def identity(prog, op: str) -> str:
     return "(-INFINITY)" if prog.fixed is None else f"INT64_C({-(1 << (prog.fixed.bits - 1))})"
 
 
-def _size(prog, cu) -> int:
+def _size(prog, cu) -> int | str:
     target = prog.network.nodes[cu.target]
     if isinstance(target, Population):
         return target.size
-    return prog.prepared.synapses[cu.target].n_var
+    return prog.synapse_count(cu.target)
 
 
 def _target_var(prog, cu, var_name):
@@ -50,7 +50,7 @@ def custom_update(prog, cu) -> list[str]:
 
     n = _size(prog, cu)
     written = names_assigned(cu.parsed)
-    names = {**params(prog, cu.params), **builtins(prog)}
+    names = {**params(prog, cu.name), **builtins(prog)}
     shared_written = []
     for local, ref in cu.var_refs.items():
         names[local] = _ref_binding(prog, cu, ref, n, local in written)

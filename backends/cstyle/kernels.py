@@ -13,8 +13,10 @@ from .layout import MAX_THREADS, needs_columns, spike_depth
 
 
 # bindings -------------------------------------------------------------------------
-def params(prog, values: dict) -> dict:
-    return {k: Binding("float", prog.literal(v)) for k, v in values.items()}
+def params(prog, node: str, table: str = "params") -> dict:
+    """Bindings of a node's params ("params") or postsynaptic params ("ps_params")."""
+    values = getattr(prog.prepared, table)[node]
+    return {k: Binding("float", prog.param(table, node, k)) for k in values}
 
 
 def builtins(prog, batch: str = "b") -> dict:
@@ -23,6 +25,7 @@ def builtins(prog, batch: str = "b") -> dict:
     t = f"(({scalar})((double)S->step * {float(dt).hex()}))"
     if prog.fixed is not None:  # rounded once (ties to even), wraps like any value
         t = f"sf_wrap((int64_t)nearbyint((double)S->step * {float(dt * 2.0**prog.fixed.frac).hex()}))"
+    t = getattr(prog, "time_now", None) or t  # a dialect may pass t in (e.g. as a kernel argument)
     return {"t": Binding("float", t),
             "dt": Binding("float", prog.literal(dt)),
             "step": Binding("int", "(int32_t)S->step"),
@@ -73,7 +76,7 @@ def current_source_block(prog, source, pop) -> list[str]:
     the element's i_syn accumulator (fused into the neuron loop: nothing in
     phases 2-5 reads what a current source computes)."""
     model = source.model
-    names = {**params(prog, prog.prepared.params[source.name]), **builtins(prog),
+    names = {**params(prog, source.name), **builtins(prog),
              **vars_of(prog, source.name, model.vars, pop.size, "i", True)}
     el = Element(prog, source.name, names, c1="i")
     current = model.parsed["current"]
@@ -101,9 +104,9 @@ def synapse_names(prog, proj, row: str, post: str, vi: str | None) -> dict:
     net = prog.network
     wu = proj.weight_update
     pre, tgt = net.population(proj.pre), net.population(proj.post)
-    names = {**params(prog, prog.prepared.params[proj.name]), **builtins(prog)}
+    names = {**params(prog, proj.name), **builtins(prog)}
     if vi is not None:
-        n_var = prog.prepared.synapses[proj.name].n_var
+        n_var = prog.synapse_count(proj.name)
         names.update(vars_of(prog, proj.name, wu.vars, n_var, vi, True))
     else:
         names.update(procedural_vars(prog, proj, row))
@@ -295,8 +298,8 @@ def postsynaptic_block(prog, proj) -> list[str]:
     ps, tgt = proj.postsynaptic, net.population(proj.post)
     ring = prog.ptr(f"inring:{proj.name}")
     depth = proj.max_dendritic_delay + 1
-    names = {**params(prog, prog.prepared.params[proj.name]),
-             **params(prog, prog.prepared.ps_params[proj.name]), **builtins(prog),
+    names = {**params(prog, proj.name),
+             **params(prog, proj.name, "ps_params"), **builtins(prog),
              **vars_of(prog, proj.post, tgt.model.vars, tgt.size, "i", False, "_post"),
              **vars_of(prog, proj.name, ps.vars, tgt.size, "i", True)}
     slot = f"(sf_mod(S->step, {depth}) * {prog.batch} + b) * (int64_t){tgt.size} + i"
@@ -330,7 +333,7 @@ def summed_inputs(prog, pop: Population) -> list[str]:
 
 def neurons(prog, pop: Population) -> list[str]:
     model, n = pop.model, pop.size
-    names = {**params(prog, prog.prepared.params[pop.name]), **builtins(prog),
+    names = {**params(prog, pop.name), **builtins(prog),
              **vars_of(prog, pop.name, model.vars, n, "i", True)}
     for name in ("i_syn", *model.inputs):
         names[name] = Binding("float", f"acc_{name}")
@@ -380,7 +383,7 @@ def trace_block(prog, proj, side: str, pop) -> list[str]:
     dynamics, spike = wu.parsed[f"{side}_dynamics"], wu.parsed[f"{side}_spike_trace"]
     if not (dynamics or spike):
         return []
-    names = {**params(prog, prog.prepared.params[proj.name]), **builtins(prog),
+    names = {**params(prog, proj.name), **builtins(prog),
              **vars_of(prog, proj.name, variables, pop.size, "i", True),
              **vars_of(prog, pop.name, pop.model.vars, pop.size, "i", False, f"_{side}")}
     el = Element(prog, proj.name, names, c1="i")

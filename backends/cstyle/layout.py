@@ -59,6 +59,41 @@ def record_chunk(network, record_spikes, record_vars, prepared) -> int:
     return int(max(1, min(MAX_CHUNK, MAX_RECORD_BYTES // max(per_step, 1))))
 
 
+def param_slots(prepared) -> dict:
+    """(table, node, name) -> index in the ``params`` buffer, in a fixed order:
+    every param and derived param of every node ("params") and every
+    postsynaptic param ("ps_params"). Used when a dialect reads params at run
+    time, so networks that differ only in param values share one library."""
+    slots = {}
+    for table in ("params", "ps_params"):
+        for node, values in getattr(prepared, table).items():
+            for name in values:
+                slots[(table, node, name)] = len(slots)
+    return slots
+
+
+def dim_slots(prepared) -> dict:
+    """projection -> index in the ``dims`` buffer (its synapse-var count n_var,
+    which depends on the connectivity draw)."""
+    return {proj: k for k, proj in enumerate(prepared.synapses)}
+
+
+def runtime_buffers(prepared) -> list[Buffer]:
+    """The buffers of values read at run time instead of baked into the source."""
+    return [Buffer("params", np.dtype(prepared.dtype), (max(1, len(param_slots(prepared))),)),
+            Buffer("dims", np.dtype(np.int64), (max(1, len(dim_slots(prepared))),))]
+
+
+def runtime_values(prepared) -> dict[str, np.ndarray]:
+    params = np.zeros(max(1, len(param_slots(prepared))), prepared.dtype)
+    for (table, node, name), k in param_slots(prepared).items():
+        params[k] = getattr(prepared, table)[node][name]
+    dims = np.zeros(max(1, len(dim_slots(prepared))), np.int64)
+    for proj, k in dim_slots(prepared).items():
+        dims[k] = prepared.synapses[proj].n_var
+    return {"params": params, "dims": dims}
+
+
 def layout(prepared, record_spikes=(), record_vars=()) -> tuple[list[Buffer], int]:
     """The buffers of a prepared network and the recording chunk (steps)."""
     net, batch = prepared.network, prepared.network.batch_size
@@ -123,6 +158,9 @@ def initial_values(prepared, buffers: list[Buffer]) -> dict[str, np.ndarray]:
         arrays[f"ssa_off:{pop}"][...] = offsets
         arrays[f"ssa_steps:{pop}"][...] = steps
         arrays[f"ssa_next:{pop}"][...] = offsets[:-1]
+    for key, values in runtime_values(prepared).items():
+        if key in arrays:
+            arrays[key][...] = values
     for key in arrays:
         if key.startswith("spk_t:"):
             arrays[key][...] = 1  # no spikes yet: one empty segment

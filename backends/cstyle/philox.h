@@ -6,8 +6,10 @@
 #ifndef SPIKEFORGE_PHILOX_H
 #define SPIKEFORGE_PHILOX_H
 
+#ifndef __CUDACC_RTC__ /* NVRTC has no C library headers; the cuda prelude defines the types */
 #include <stdint.h>
 #include <math.h>
+#endif
 
 #ifndef SF_FN
 #define SF_FN static inline

@@ -20,7 +20,7 @@ from .fixed import helpers as fixed_helpers
 from .fixed import tables as fixed_tables
 from .render import Renderer
 from .elements import indent
-from .layout import MAX_THREADS, layout
+from .layout import MAX_THREADS, dim_slots, layout, param_slots, runtime_buffers
 from .render import HELPERS
 
 OPENMP = """\
@@ -85,6 +85,10 @@ class Program:
         self.batch = self.network.batch_size
         self.record_spikes, self.record_vars = tuple(record_spikes), tuple(record_vars)
         self.buffers, self.chunk = layout(prepared, self.record_spikes, self.record_vars)
+        self.runtime = dialect.runtime_params and prepared.fixed is None  # fixed: folded
+        if self.runtime:
+            self.buffers = self.buffers + runtime_buffers(prepared)
+            self.param_slot, self.dim_slot = param_slots(prepared), dim_slots(prepared)
         self.by_key = {b.key: b for b in self.buffers}
         self.tables, self.poisson = set(), {}  # fixed point: draw tables in use
 
@@ -130,6 +134,19 @@ class Program:
             return f"{target} += {value};"
         return f"{target} = (int32_t)sf_wrap((int64_t){target} + {value});"
 
+    def param(self, table: str, node: str, name: str) -> str:
+        """C expression of a float param: a buffer read when params are runtime
+        values, else the literal."""
+        if self.runtime:
+            return f"{self.ptr('params')}[{self.param_slot[(table, node, name)]}]"
+        return self.literal(getattr(self.prepared, table)[node][name])
+
+    def synapse_count(self, proj: str) -> str:
+        """C expression of a stored projection's synapse-var count n_var."""
+        if self.runtime:
+            return f"{self.ptr('dims')}[{self.dim_slot[proj]}]"
+        return str(self.prepared.synapses[proj].n_var)
+
     def ptr(self, key: str) -> str:
         return f"S->{self.by_key[key].cname}"
 
@@ -173,7 +190,8 @@ class Program:
         ctypes = CTYPES
         lines = ["typedef struct {"] + [f"    {f};" for f in STATE_FIELDS]
         for buf in self.buffers:
-            lines.append(f"    {ctypes[buf.dtype.name]} *{buf.cname};  /* {buf.key} {buf.shape} */")
+            shape = "" if self.runtime else f" {buf.shape}"  # runtime: sizes not baked
+            lines.append(f"    {ctypes[buf.dtype.name]} *{buf.cname};  /* {buf.key}{shape} */")
         return lines + ["} sf_state;"]
 
     def render(self) -> str:

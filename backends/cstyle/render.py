@@ -45,6 +45,9 @@ class Dialect:
     math_suffix = {"float32": "f", "float64": ""}
     literal_suffix = {"float32": "f", "float64": ""}
     math_functions = ("exp", "log", "sqrt", "tanh", "floor", "fmod", "fabs")
+    # Read float params and synapse counts from buffers at run time (not baked),
+    # so networks differing only in those values share one compiled library.
+    runtime_params = False
 
     def float_type(self, precision: str) -> str:
         return self.float_types[precision]
