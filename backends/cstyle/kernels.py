@@ -196,7 +196,7 @@ def postsynaptic_spikes(prog, proj) -> list[str]:
              f"    const int32_t s = {cs}[c];",
              f"    const int32_t i = {pre}[s];",
              f"    const int64_t pos = s - {rp}[i];",
-             f"    const int32_t vi = {vidx}[s];",
+             f"    const int32_t vi = {var_index(prog, proj, vidx)};",
              "    (void)i; (void)pos; (void)vi;",
              *indent(synapse_block(prog, proj, "post_spike", "i", "pos", "j", "vi")), "}"]
     inner = [OWN.format(j="j").strip()] + inner
@@ -211,6 +211,14 @@ def synapse_dynamics(prog, proj) -> list[str]:
     return owned(prog, proj, batch_loop(prog, n_pre, inner, parallel=False), "j")
 
 
+def var_index(prog, proj, vidx: str) -> str:
+    """Synapse s's index into per-synapse var storage: s itself unless kernels
+    are shared (Conv2D), which saves a load per synapse event."""
+    if prog.identity_var_index(proj.name):
+        return "(int32_t)s"
+    return f"{vidx}[s]"
+
+
 def stored_row(prog, proj, field: str) -> list[str]:
     """Run ``field`` for the owned synapses of stored row i, in CSR order."""
     rp, post, vidx = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post", "vidx"))
@@ -218,7 +226,7 @@ def stored_row(prog, proj, field: str) -> list[str]:
             f"    const int32_t j = {post}[s];",
             OWN.format(j="j"),
             f"    const int64_t pos = s - {rp}[i];",
-            f"    const int32_t vi = {vidx}[s];",
+            f"    const int32_t vi = {var_index(prog, proj, vidx)};",
             "    (void)pos; (void)vi;",
             *indent(synapse_block(prog, proj, field, "i", "pos", "j", "vi")), "}"]
 
