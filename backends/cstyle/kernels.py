@@ -130,10 +130,11 @@ def delivery(prog, proj, row: str, post: str):
         if call.func == "deliver_pre":
             target = prog.ptr(f"input:{proj.pre}.{proj.weight_update.pre_target}")
             return prog.accumulate(f"{target}[(int64_t)b * {n_pre} + {row}]", value)
-        delay = "0"
-        if call.func == "deliver_delayed":
+        slot = f"sf_mod(S->step, {depth})"  # loop-invariant: hoisted by the compiler
+        if call.func == "deliver_delayed":  # 0 <= delay < depth: one conditional subtraction
             delay = f"sf_min_i(sf_max_i({args[1][0]}, 0), {proj.max_dendritic_delay})"
-        slot = f"sf_mod(S->step + {delay}, {depth})"
+            late = f"({slot} + {delay})"
+            slot = f"({late} >= {depth} ? {late} - {depth} : {late})"
         return prog.accumulate(f"{ring}[({slot} * {prog.batch} + b) * (int64_t){n_post} + {post}]",
                                value)
 
