@@ -1,0 +1,179 @@
+"""The e-prop models, written in the model language like any user model.
+
+Network steps n = 0, 1, ... (one per ``dt``); the IR timestep order
+(docs/semantics.md) fixes what each piece of code sees. A sample
+``x[s, c]`` (s = 0..T-1) enters as follows (see docs/eprop.md):
+
+* ``Clock`` neuron k spikes at step k; the projection clock -> input holds the
+  sample as a batched synapse var ``x`` (index k*C + c) and delivers it, so the
+  relay ``EPropInput`` holds ``z(n) = x[n-1]`` at the end of step n;
+* every hidden/readout input is delivered by ``synapse_dynamics`` as
+  ``deliver(w * z_pre)``: target step n sees ``z_pre`` of step n-1, so all
+  state lives in neuron vars that a custom update can reset between samples.
+
+Hidden neuron (ALIF; LIF where beta = 0), step n (phase 6)::
+
+    v(n)   = alpha v(n-1) + I(n) - z(n-1) v_th           (reset by subtraction)
+    a(n)   = rho a(n-1) + z(n-1)                          (A(n) = v_th + beta a(n))
+    z(n)   = [v(n) >= A(n) and not refractory(n)]
+    psi(n) = gamma/v_th max(0, 1 - |(v(n) - A(n))/v_th|), 0 while refractory
+    L(n)   = i_fb(n) = sum_k B_jk err_k(n-1)              (learning signal, latched)
+    zbar(n) = alpha zbar(n-1) + z(n),  zk(n) = kappa zk(n-1) + z(n);  zprev/zkprev: previous values
+
+Hidden synapse (input and recurrent), step m (phase 4)::
+
+    g    += L_post(m-1) ebar(m-2)                            (one-step lag, docs/eprop.md)
+    e     = psi(m-1) (eps_v(m-1) - beta eps_a(m-1)),  eps_v(m-1) = zprev_pre = zbar_pre(m-2)
+    eps_a = psi(m-1) eps_v(m-1) + (rho - psi(m-1) beta) eps_a(m-1)
+    ebar  = kappa ebar + e                                   (= ebar(m-1))
+    g    += reg_post(m-1) e
+
+Readout (leaky integrator with bias), step n::
+
+    y(n) = kappa y(n-1) + sum_j W_kj z_j(n-1) + b_k,  bbar(n) = kappa bbar(n-1) + 1
+
+then per step (custom updates, phase 7) pi = softmax(u), err = mask (pi - ystar),
+gb += err bbar; the output synapse adds g += err_post(m-1) zkprev_pre(m-1)
+(exact: dy(m-1)/dW = zk(m-2)) and feeds back ``deliver_pre(B err_post)``.
+"""
+
+from __future__ import annotations
+
+from spikeforge.models import NeuronModel, Var, WeightUpdateModel
+
+Clock = NeuronModel(
+    "EPropClock",
+    vars=(Var("c", type="int"), Var("idx", type="int", batched=False)),
+    sim="c = max(c - 1, -2)",
+    threshold="c == -1",
+    doc="""Neuron k spikes once, at step idx (c counts down from idx; reset sets c = idx).""",
+)
+
+Relay = NeuronModel(
+    "EPropInput",
+    params=("tau_m",),
+    derived={"alpha": "exp(-dt / tau_m)"},
+    vars=(Var("z", default=0.0), Var("zbar", default=0.0), Var("zprev", default=0.0)),
+    sim="z = i_syn\nzprev = zbar\nzbar = alpha * zbar + z",
+    doc="""Non-spiking input relay: z(n) = input delivered this step (the sample value
+    x[n-1]); zbar(n) = alpha zbar(n-1) + z(n) with the hidden layer's alpha;
+    zprev = zbar(n-1).""",
+)
+
+HIDDEN_VARS = ("v", "a", "z", "psi", "L", "reg", "zsum", "nst", "zbar", "zprev", "zk", "zkprev",
+               "zbarn", "zprevn")
+
+Hidden = NeuronModel(
+    "EPropALIF",
+    params=("tau_m", "tau_a", "v_th", "tau_refrac", "gamma", "c_reg", "f_target", "tau_out",
+            "n_last", "tau_next"),
+    derived={"alpha": "exp(-dt / tau_m)", "rho": "exp(-dt / tau_a)", "kappa": "exp(-dt / tau_out)",
+             "alpha_n": "exp(-dt / tau_next)"},
+    vars=(*(Var(n, default=0.0) for n in HIDDEN_VARS), Var("refrac", default=-1.0),
+          Var("mask", default=0.0), Var("beta", batched=False, default=0.0)),
+    inputs=("i_fb",),
+    sim="""
+v = alpha * v + i_syn - z * v_th
+a = rho * a + z
+refrac = max(refrac - dt, -dt)
+zsum += z
+nst += 1.0
+reg = mask * c_reg * (zsum / nst - f_target)
+L = i_fb
+psi = 0.0
+if refrac < -0.5 * dt:
+    psi = gamma / v_th * max(0.0, 1.0 - abs((v - v_th - beta * a) / v_th))
+zprev = zbar
+zbar = alpha * zbar
+zkprev = zk
+zk = kappa * zk
+zprevn = zbarn
+zbarn = alpha_n * zbarn
+z = 0.0
+""",
+    threshold="refrac < -0.5 * dt and v >= v_th + beta * a and nst < n_last - 0.5",
+    reset="z = 1.0\nrefrac = tau_refrac\nzbar += 1.0\nzk += 1.0\nzbarn += 1.0",
+    doc="""e-prop ALIF (LIF where the per-neuron beta is 0); equations in the module
+    docstring. refrac counts down by dt to -dt; the neuron is refractory while
+    refrac > -dt/2, i.e. for round(tau_refrac/dt) steps after a spike. reg is the
+    firing-rate regularisation signal c_reg mask (mean spikes per step - f_target).
+    No spike in the last step of a sample (nst = n_last = N): nothing within the
+    sample would see it, and it must not reach the next sample through the spike
+    queue (hidden spikes travel as pre_spike events).""",
+)
+
+READOUT_U = {
+    "per_step": "u = y",
+    "sum": "u = ysum / nst",
+    "max": "u = y if nst < 1.5 else max(u, y)",
+}
+READOUT_VARS = ("y", "bbar", "u", "ysum", "nst", "pi", "err", "ystar", "mask", "gb", "lsum", "psum")
+
+
+def readout(loss: str) -> NeuronModel:
+    """Leaky-integrator readout; ``u`` is the softmax input: y (per_step), the running
+    mean of y (sum) or the running max of y (max)."""
+    return NeuronModel(
+        f"EPropReadout_{loss}",
+        params=("tau_out",),
+        derived={"kappa": "exp(-dt / tau_out)"},
+        vars=(*(Var(n, default=0.0) for n in READOUT_VARS),
+              *(Var(n, batched=False, default=0.0) for n in ("b", "mb", "vb", "lrb"))),
+        sim=f"y = kappa * y + i_syn + b\nbbar = kappa * bbar + 1.0\nysum += y\nnst += 1.0\n"
+            f"{READOUT_U[loss]}",
+        doc="y(n) = kappa y(n-1) + i(n) + b; bbar = dy/db; u: softmax input.",
+    )
+
+
+OPT_VARS = (Var("w", batched=False), Var("m1", batched=False, default=0.0),
+            Var("m2", batched=False, default=0.0), Var("lr", batched=False, default=0.0))
+
+
+def hidden_synapse(lif_only: bool, kind: str) -> WeightUpdateModel:
+    """Input/recurrent/feedforward e-prop synapse (eps_a dropped when every post
+    neuron is LIF). kind 'in' (from the input relay): deliver(w z_pre) every step;
+    'rec'/'ff': deliver(w) per spike (the same timing: a spike of step n-1 arrives
+    at step n). 'ff' (from the previous hidden layer) reads the pre trace filtered
+    with this layer's alpha (zprevn)."""
+    continuous = kind == "in"
+    deliver = "deliver(w * z_pre)\n" if continuous else ""
+    trace = "zprevn_pre" if kind == "ff" else "zprev_pre"
+    eps = ("e = psi_post * zprev_pre" if lif_only else
+           "e = psi_post * (zprev_pre - beta_post * epsa)\n"
+           "epsa = psi_post * zprev_pre + (rho - psi_post * beta_post) * epsa")
+    eps = eps.replace("zprev_pre", trace)
+    return WeightUpdateModel(
+        ("EPropSynapseLIF" if lif_only else "EPropSynapseALIF") + kind.capitalize(),
+        params=("tau_a", "tau_out"),
+        derived={"rho": "exp(-dt / tau_a)", "kappa": "exp(-dt / tau_out)"},
+        vars=(*OPT_VARS, Var("g", default=0.0), Var("ebar", default=0.0),
+              *(() if lif_only else (Var("epsa", default=0.0),))),
+        synapse_dynamics=f"{deliver}g += L_post * ebar\n{eps}\n"
+                         "ebar = kappa * ebar + e\ng += reg_post * e",
+        pre_spike="" if continuous else "deliver(w)",
+        doc="e-prop eligibility and gradient of an input/recurrent synapse (module docstring).",
+    )
+
+
+def output_synapse(feedback: str) -> WeightUpdateModel:
+    """Hidden -> readout synapse: delivers w z, accumulates the exact output gradient
+    and feeds err back to the hidden neuron's i_fb through B (w itself when symmetric)."""
+    b = "w" if feedback == "symmetric" else "bfb"
+    extra = () if feedback == "symmetric" else (Var("bfb", batched=False),)
+    return WeightUpdateModel(
+        f"EPropOutput_{feedback}",
+        vars=(*OPT_VARS, Var("g", default=0.0), *extra),
+        pre_spike="deliver(w)",
+        synapse_dynamics=f"g += err_post * zkprev_pre\ndeliver_pre({b} * err_post)",
+        pre_target="i_fb",
+        doc="Output synapse: y += w per spike; g += err zk(m-2); i_fb += B err.",
+    )
+
+
+def relay_synapse() -> WeightUpdateModel:
+    return WeightUpdateModel(
+        "EPropSample",
+        vars=(Var("x", default=0.0),),
+        pre_spike="deliver(x)",
+        doc="Clock neuron k -> input channel c: delivers the sample value x[k, c].",
+    )
