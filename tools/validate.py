@@ -26,8 +26,8 @@ run raised); ``unsupported`` (build raised NotImplementedError: the backend says
 cannot lower the network; reported, not a failure); ``reference`` (numpy itself).
 A crash of the reference itself on a random network is an ``error`` of ``numpy`` (a
 bug in the reference or in the generator), reproduced and shrunk like the others.
-A requested backend that is not registered (``cuda``/``fpga`` until they exist) or
-reports itself unavailable here is skipped with the reason, not a failure.
+A requested backend that reports itself unavailable here (e.g. ``cuda`` without a
+GPU) is skipped with the reason, not a failure.
 
 Exit status: 0 when every compared backend is ``ok``; 1 on any ``mismatch`` or
 ``error`` (and on user errors such as a missing model file); 2 on bad usage.
@@ -66,8 +66,6 @@ from spikeforge.compare import TOLERANCE, WINDOW, Report, compare
 from spikeforge.registry import backends as registered_backends
 
 REFERENCE = "numpy"
-PLANNED = {"cuda": "the cuda backend is not implemented yet (issue: CUDA backend)",
-           "fpga": "the fpga backend is not implemented yet (issue: FPGA backend)"}
 DEFAULT_STEPS = 100
 DEFAULT_REPORT = "validate-report.json"
 DEFAULT_FAILURES = "validate-failures"
@@ -113,17 +111,14 @@ class Failure:
 # backends ------------------------------------------------------------------------------
 def select_backends(names: list[str] | None) -> tuple[list[str], dict[str, str]]:
     """(runnable backends, {skipped backend: reason}); None means every registered one.
-    Unknown names other than the planned cuda/fpga are a UsageError."""
+    Unknown names are a UsageError."""
     known = registered_backends()
     names = sorted(known) if names is None else list(dict.fromkeys(names))
     runnable, skipped = [], {}
     for name in names:
         if name not in known:
-            if name not in PLANNED:
-                raise UsageError(f"unknown backend {name!r}; known backends: "
-                                 f"{', '.join(sorted(known))} (planned: cuda, fpga)")
-            skipped[name] = f"not registered: {PLANNED[name]}"
-            continue
+            raise UsageError(f"unknown backend {name!r}; known backends: "
+                             f"{', '.join(sorted(known))}")
         ok, reason = known[name].availability()
         if ok:
             runnable.append(name)
