@@ -23,10 +23,10 @@ def private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SPIKEFORGE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
-def feature_network():
+def feature_network(precision="float32"):
     """Small network touching every kernel kind: delays, STDP, procedural rows,
     Poisson multiplicity, dendritic delays, noise, custom updates."""
-    net = sf.NetworkBuilder(dt=0.5, batch_size=2, seed=3)
+    net = sf.NetworkBuilder(dt=0.5, batch_size=2, seed=3, precision=precision)
     lif = dict(C=1.0, tau_m=10.0, v_rest=0.0, v_reset=0.0, v_thresh=1.0, i_offset=0.0,
                tau_refrac=1.0)
     net.population("P", sf.PoissonSource, 30, params={"rate": 400.0})
@@ -63,8 +63,13 @@ def test_results_do_not_depend_on_thread_count():
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("make", [cuba_network, stdp_network, feature_network],
-                         ids=["cuba", "stdp", "features"])
+def fixed_feature_network():
+    return feature_network(sf.Fixed(32, 16))
+
+
+@pytest.mark.parametrize("make", [cuba_network, stdp_network, feature_network,
+                                  fixed_feature_network],
+                         ids=["cuba", "stdp", "features", "features-fixed"])
 def test_generated_c_compiles_without_warnings(make, tmp_path):
     net = make() if make is not cuba_network else cuba_network(n=200)
     sim = net.build("cpu", record_vars=[f"{net.populations[-1].name}.v"])

@@ -186,11 +186,9 @@ def test_generated_source_compiles_without_warnings(program, tmp_path, compiler)
         pytest.skip("clang++ not installed")
     src = tmp_path / "sf_top.cpp"
     src.write_text(program.render())
-    # -Wno-unused-variable: the shared emitter declares a fixed-point poisson()
-    # mean (u_lam) that it folds into a threshold table (reported to the lead);
     # unused static helpers are normal in generated code
     std = "-std=gnu++14" if compiler == "g++" else "-std=c++14"
-    cmd = [cxx, std, "-O1", "-Wall", "-Wextra", "-Wno-unknown-pragmas", "-Wno-unused-variable",
+    cmd = [cxx, std, "-O1", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
            "-Wno-unused-function", "-fsyntax-only", *(f"-I{d}" for d in include_dirs()), str(src)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -86,7 +86,7 @@ class CpuSimulation(Simulation):
 
 def nonzero_events(counts: np.ndarray):
     """np.nonzero of a mostly-zero uint8 array, 8 bytes at a time."""
-    flat = counts.reshape(-1)
+    flat = np.ascontiguousarray(counts).reshape(-1)
     whole = len(flat) // 8 * 8
     words = np.flatnonzero(flat[:whole].view(np.uint64)) if whole else np.zeros(0, np.int64)
     candidates = (words[:, None] * 8 + np.arange(8)).ravel()

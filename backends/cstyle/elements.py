@@ -67,6 +67,8 @@ class Element:
             ctype = self.program.ctype(bind.kind)
             const = "" if bind.store or bind.mutable else "const "
             lines.append(f"{const}{ctype} {mangle(name)} = {self.program.load(bind)};")
+            if const and self.program.fixed is not None:  # poisson(lam) folds lam into a table
+                lines.append(f"(void){mangle(name)};")
             self.declared.add(name)
         return lines
 

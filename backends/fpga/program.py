@@ -302,7 +302,11 @@ class FpgaProgram(Program):
         params = [f"{p.ctype} *{p.name}" if p.kind == "m_axi" else f"{p.ctype} {p.name}"
                   for p in self.ports]
         local, load, store = [], [], []
+        used = set().union(*(names for names, _ in self._calls.values()))
         for buf in self.buffers:
+            if buf.cname not in used:  # e.g. vidx when var index = synapse index
+                load.append(f"(void){buf.cname};")
+                continue
             if buf.key not in self.onchip:
                 continue
             n, ctype = int(np.prod(buf.shape, dtype=np.int64)), CTYPES[buf.dtype.name]
