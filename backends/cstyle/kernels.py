@@ -223,11 +223,34 @@ def var_index(prog, proj, vidx: str) -> str:
 def stored_row(prog, proj, field: str) -> list[str]:
     """Run ``field`` for the owned synapses of stored row i, in CSR order."""
     rp, post, vidx = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post", "vidx"))
-    return [f"for (int64_t s = {rp}[i]; s < {rp}[i + 1]; s++) {{",
-            f"    const int32_t j = {post}[s];",
-            OWN.format(j="j"),
-            f"    const int64_t pos = s - {rp}[i];",
-            f"    const int32_t vi = {var_index(prog, proj, vidx)};",
+    if type(proj.connectivity).__name__ == "Dense":
+        return dense_row(prog, proj, field)
+    n_post = prog.network.population(proj.post).size
+
+    def loop(check: bool) -> list[str]:
+        return [f"for (int64_t s = {rp}[i]; s < {rp}[i + 1]; s++) {{",
+                f"    const int32_t j = {post}[s];",
+                *([OWN.format(j="j")] if check else []),
+                f"    const int64_t pos = s - {rp}[i];",
+                f"    const int32_t vi = {var_index(prog, proj, vidx)};",
+                "    (void)pos; (void)vi;",
+                *indent(synapse_block(prog, proj, field, "i", "pos", "j", "vi")), "}"]
+
+    # a thread owning every target (one thread) runs the loop without the ownership
+    # test, which the compiler can vectorise (gathers) when the body allows
+    return [f"if (lo == 0 && hi == {n_post}) {{", *indent(loop(False)), "} else {",
+            *indent(loop(True)), "}"]
+
+
+def dense_row(prog, proj, field: str) -> list[str]:
+    """Dense row i: synapse s = i * n_post + j targets j (Dense.rows builds it so),
+    so the owned targets [lo, hi) are one contiguous, branch-free loop that the
+    compiler can vectorise; same order as the CSR loop."""
+    n_post = prog.network.population(proj.post).size
+    return ["for (int32_t j = (int32_t)lo; j < (int32_t)hi; j++) {",
+            f"    const int64_t s = (int64_t)i * {n_post} + j;",
+            "    const int64_t pos = j;",
+            "    const int32_t vi = (int32_t)s;",
             "    (void)pos; (void)vi;",
             *indent(synapse_block(prog, proj, field, "i", "pos", "j", "vi")), "}"]
 
