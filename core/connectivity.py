@@ -41,7 +41,8 @@ class Synapses:
 
 
 def _csr(pre: np.ndarray, post: np.ndarray, n_pre: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(pre, kind="stable")
+    keys = pre.astype(np.uint16) if n_pre <= 1 << 16 else pre  # uint16: O(n) radix sort
+    order = np.argsort(keys, kind="stable")
     counts = np.bincount(pre, minlength=n_pre)
     row_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return row_ptr, post[order].astype(np.int64), order

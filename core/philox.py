@@ -16,7 +16,8 @@ One round, with ``M0 = 0xD2511F53``, ``M1 = 0xCD9E8D57`` and
 Between rounds the key takes a Weyl step
 ``k0 += 0x9E3779B9, k1 += 0xBB67AE85 (mod 2**32)``.  Ten rounds are applied.
 All arithmetic here is done on ``uint64`` arrays, so every 32x32->64 product
-is exact and the loop runs over the 10 rounds only, never over elements.
+is exact; elements are processed in cache-sized chunks with in-place ufuncs
+(the loop runs over chunks and rounds, never over single elements).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ FNV_PRIME = 0x01000193
 _MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 _TWO32 = 1 << 32
+CHUNK = 1 << 15  # elements per chunk: the working set (~2 MB) stays in cache
 
 COUNTER_LAYOUT = """\
 c0 = step: global step counter, never rewound by reset().
@@ -60,12 +62,6 @@ def _as_u64(x: ArrayLike, name: str, limit: int = _TWO32) -> NDArray[np.uint64]:
     return a.astype(np.uint64)
 
 
-def _mulhilo(m: int, x: NDArray[np.uint64]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
-    """(hi, lo) 32-bit halves of the exact 64-bit product ``m * x``."""
-    p = np.uint64(m) * x
-    return p >> _SHIFT32, p & _MASK32
-
-
 def philox4x32(c0: ArrayLike, c1: ArrayLike, c2: ArrayLike, c3: ArrayLike,
                k0: ArrayLike, k1: ArrayLike) -> Words:
     """Philox4x32-10 of counter ``(c0, c1, c2, c3)`` under key ``(k0, k1)``.
@@ -74,16 +70,44 @@ def philox4x32(c0: ArrayLike, c1: ArrayLike, c2: ArrayLike, c3: ArrayLike,
     together; returns four ``uint32`` arrays of the broadcast shape.
     """
     names = ("c0", "c1", "c2", "c3", "k0", "k1")
-    args = (c0, c1, c2, c3, k0, k1)
-    x0, x1, x2, x3, key0, key1 = np.broadcast_arrays(*(_as_u64(a, n) for a, n in zip(args, names)))
+    args = [_as_u64(a, n) for a, n in zip((c0, c1, c2, c3, k0, k1), names)]
+    shape = np.broadcast_shapes(*(a.shape for a in args))
+    views = [np.broadcast_to(a, shape) for a in args]
+    out = [np.empty(shape, dtype=np.uint32) for _ in range(4)]
+    flat_out = [o.reshape(-1) for o in out]
+    size = int(np.prod(shape, dtype=np.int64))
+    for start in range(0, size, CHUNK):
+        stop = min(start + CHUNK, size)
+        chunk = [a.reshape(()) if a.size == 1 else v.flat[start:stop]  # scalars stay scalars
+                 for a, v in zip(args, views)]
+        words = _rounds(*chunk)
+        for dst, src in zip(flat_out, words):
+            dst[start:stop] = src
+    return tuple(out)  # type: ignore[return-value]
+
+
+def _rounds(x0, x1, x2, x3, key0, key1):
+    """The ten rounds on one chunk of uint64 arrays (updated in place)."""
+    n = max(np.size(x) for x in (x0, x1, x2, x3, key0, key1))
+    x0, x1, x2, x3 = (np.array(np.broadcast_to(x, (n,)), dtype=np.uint64)
+                      for x in (x0, x1, x2, x3))
+    key0, key1 = np.array(key0, dtype=np.uint64), np.array(key1, dtype=np.uint64)
+    p0, p1 = np.empty_like(x0), np.empty_like(x0)
     for r in range(ROUNDS):
         if r:
             key0 = (key0 + np.uint64(WEYL[0])) & _MASK32
             key1 = (key1 + np.uint64(WEYL[1])) & _MASK32
-        hi0, lo0 = _mulhilo(MULTIPLIERS[0], x0)
-        hi1, lo1 = _mulhilo(MULTIPLIERS[1], x2)
-        x0, x1, x2, x3 = hi1 ^ x1 ^ key0, lo1, hi0 ^ x3 ^ key1, lo0
-    return tuple(x.astype(np.uint32) for x in (x0, x1, x2, x3))  # type: ignore[return-value]
+        np.multiply(x0, np.uint64(MULTIPLIERS[0]), out=p0)
+        np.multiply(x2, np.uint64(MULTIPLIERS[1]), out=p1)
+        np.right_shift(p1, _SHIFT32, out=x0)
+        x0 ^= x1
+        x0 ^= key0
+        np.right_shift(p0, _SHIFT32, out=x2)
+        x2 ^= x3
+        x2 ^= key1
+        np.bitwise_and(p1, _MASK32, out=x1)
+        np.bitwise_and(p0, _MASK32, out=x3)
+    return x0, x1, x2, x3
 
 
 def stream_id(name: str) -> int:
