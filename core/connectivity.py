@@ -309,6 +309,16 @@ CONNECTIVITY = {c.__name__: c for c in (
     Dense, OneToOne, Sparse, FixedProbability, FixedNumberPost, FixedTotalNumber, Conv2D)}
 
 
+def narrowed(syn: Synapses) -> Synapses:
+    """``post`` and ``var_index`` as int32 when every value fits (half the memory
+    of int64: stored connectivity is most of a large network's host memory)."""
+    fits = max(len(syn.post), syn.n_var) < 1 << 31
+    if not fits:
+        return syn
+    return Synapses(syn.row_ptr, syn.post.astype(np.int32, copy=False),
+                    syn.var_index.astype(np.int32, copy=False), syn.n_var)
+
+
 def with_synapse_indices(syn: Synapses) -> Synapses:
     """Fill var_index = synapse index for kinds that generate rows without one."""
     if syn.n_var >= 0:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .connectivity import Synapses, with_synapse_indices
+from .connectivity import Synapses, narrowed, with_synapse_indices
 from .init import Values
 from .lang.evaluate import derived_params
 from .net import Network
@@ -136,7 +136,8 @@ def _prepare_projection(prep: Prepared, proj: Projection, seed: int):
             prep.formats[f"{proj.name}.{var.name}"] = prep.storage(var)
     if not conn.procedural:
         rng = stream(seed, proj.name, "connectivity")
-        syn = with_synapse_indices(conn.materialise(rng, pre.size, post.size, pre is post))
+        syn = narrowed(with_synapse_indices(conn.materialise(rng, pre.size, post.size,
+                                                             pre is post)))
         prep.synapses[proj.name] = syn
         _init_synapse_vars(prep, proj, syn, seed)
     _init_vars(prep, proj.name, wu.pre_vars, proj.wu_init, pre.size, seed)
