@@ -179,7 +179,8 @@ def test_bytes_per_step_follow_the_layout():
     per_step, per_event = C.traffic(program, pre)
     syn = program.prepared.synapses["PN"]
     row = len(syn.post) / 6
-    assert per_event == int(row * (4 + 4 + 4 + 4))  # post, vidx, w (float) + the atomic add
+    assert "vidx:PN" not in program.by_key  # var index = synapse index: no vidx buffer
+    assert per_event == int(row * (4 + 4 + 4))  # post, w (float) + the atomic add
 
 
 @needs_compiler

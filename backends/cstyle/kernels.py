@@ -191,13 +191,12 @@ def presynaptic(prog, proj) -> list[str]:
 def postsynaptic_spikes(prog, proj) -> list[str]:
     if not needs_columns(proj):
         return []
-    cp, cs, pre, rp, vidx = (prog.ptr(f"{k}:{proj.name}")
-                             for k in ("colptr", "colsyn", "pre", "rowptr", "vidx"))
+    cp, cs, pre, rp = (prog.ptr(f"{k}:{proj.name}") for k in ("colptr", "colsyn", "pre", "rowptr"))
     inner = [f"for (int64_t c = {cp}[j]; c < {cp}[j + 1]; c++) {{",
              f"    const int32_t s = {cs}[c];",
              f"    const int32_t i = {pre}[s];",
              f"    const int64_t pos = s - {rp}[i];",
-             f"    const int32_t vi = {var_index(prog, proj, vidx)};",
+             f"    const int32_t vi = {var_index(prog, proj)};",
              "    (void)i; (void)pos; (void)vi;",
              *indent(synapse_block(prog, proj, "post_spike", "i", "pos", "j", "vi")), "}"]
     inner = [OWN.format(j="j").strip()] + inner
@@ -212,17 +211,17 @@ def synapse_dynamics(prog, proj) -> list[str]:
     return owned(prog, proj, batch_loop(prog, n_pre, inner, parallel=False), "j")
 
 
-def var_index(prog, proj, vidx: str) -> str:
+def var_index(prog, proj) -> str:
     """Synapse s's index into per-synapse var storage: s itself unless kernels
-    are shared (Conv2D), which saves a load per synapse event."""
+    are shared (Conv2D; only then is there a vidx buffer): no load per event."""
     if prog.identity_var_index(proj.name):
         return "(int32_t)s"
-    return f"{vidx}[s]"
+    return f"{prog.ptr(f'vidx:{proj.name}')}[s]"
 
 
 def stored_row(prog, proj, field: str) -> list[str]:
     """Run ``field`` for the owned synapses of stored row i, in CSR order."""
-    rp, post, vidx = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post", "vidx"))
+    rp, post = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post"))
     if type(proj.connectivity).__name__ == "Dense":
         return dense_row(prog, proj, field)
     n_post = prog.network.population(proj.post).size
@@ -232,7 +231,7 @@ def stored_row(prog, proj, field: str) -> list[str]:
                 f"    const int32_t j = {post}[s];",
                 *([OWN.format(j="j")] if check else []),
                 f"    const int64_t pos = s - {rp}[i];",
-                f"    const int32_t vi = {var_index(prog, proj, vidx)};",
+                f"    const int32_t vi = {var_index(prog, proj)};",
                 "    (void)pos; (void)vi;",
                 *indent(synapse_block(prog, proj, field, "i", "pos", "j", "vi")), "}"]
 

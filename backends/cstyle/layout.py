@@ -14,7 +14,8 @@ key                       shape                        meaning
 ``spk_n:<pop>``           (depth, batch, MAX_THREADS)  neurons in each thread's segment
 ``spk_t:<pop>``           (depth,) int32               threads that wrote the step
 ``inring:<proj>``         (max_dd + 1, batch, n_post)  delivered input ring
-``rowptr/post/vidx:<p>``  CSR of stored connectivity   (int64 / int32 / int32)
+``rowptr/post/vidx:<p>``  CSR of stored connectivity   (int64 / int32 / int32; vidx only
+                                                       when var index != synapse index)
 ``colptr/colsyn/pre:<p>`` CSC view for post_spike      (int64 / int32 / int32)
 ``ssa_off/steps/next:``   spike-source array schedule  (int64)
 ``rec_spikes:<pop>``      (chunk, batch, n) uint8      recorded event counts per step
@@ -42,6 +43,11 @@ class Buffer:
     @property
     def cname(self) -> str:
         return "b_" + "".join(c if c.isalnum() else "_" for c in self.key)
+
+
+def identity_index(var_index: np.ndarray) -> bool:
+    """True when synapse s's var index is s (every kind but shared kernels)."""
+    return bool(np.array_equal(var_index, np.arange(len(var_index))))
 
 
 def spike_depth(network, pop: str) -> int:
@@ -120,8 +126,9 @@ def layout(prepared, record_spikes=(), record_vars=()) -> tuple[list[Buffer], in
         if syn is None:
             continue
         out += [Buffer(f"rowptr:{proj.name}", np.dtype(np.int64), syn.row_ptr.shape),
-                Buffer(f"post:{proj.name}", np.dtype(np.int32), syn.post.shape),
-                Buffer(f"vidx:{proj.name}", np.dtype(np.int32), syn.var_index.shape)]
+                Buffer(f"post:{proj.name}", np.dtype(np.int32), syn.post.shape)]
+        if not identity_index(syn.var_index):
+            out.append(Buffer(f"vidx:{proj.name}", np.dtype(np.int32), syn.var_index.shape))
         if needs_columns(proj):
             out += [Buffer(f"colptr:{proj.name}", np.dtype(np.int64), (n_post + 1,)),
                     Buffer(f"colsyn:{proj.name}", np.dtype(np.int32), syn.post.shape),
@@ -147,7 +154,8 @@ def initial_values(prepared, buffers: list[Buffer]) -> dict[str, np.ndarray]:
     for proj, syn in prepared.synapses.items():
         arrays[f"rowptr:{proj}"][...] = syn.row_ptr
         arrays[f"post:{proj}"][...] = syn.post
-        arrays[f"vidx:{proj}"][...] = syn.var_index
+        if f"vidx:{proj}" in arrays:
+            arrays[f"vidx:{proj}"][...] = syn.var_index
         if f"colptr:{proj}" in arrays:
             order = np.argsort(syn.post, kind="stable")
             counts = np.bincount(syn.post, minlength=len(arrays[f"colptr:{proj}"]) - 1)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from spikeforge.philox import stream_id
 
 from spikeforge import fixed as FX
@@ -93,7 +91,6 @@ class Program:
             self.param_slot, self.dim_slot = param_slots(prepared), dim_slots(prepared)
         self.by_key = {b.key: b for b in self.buffers}
         self.tables, self.poisson = set(), {}  # fixed point: draw tables in use
-        self._identity = {}  # projection -> var index is the synapse index
 
     # spellings --------------------------------------------------------------------
     def ctype(self, kind: str) -> str:
@@ -146,10 +143,7 @@ class Program:
 
     def identity_var_index(self, proj: str) -> bool:
         """True when a stored projection's var index of synapse s is s."""
-        if proj not in self._identity:
-            index = self.prepared.synapses[proj].var_index
-            self._identity[proj] = bool(np.array_equal(index, np.arange(len(index))))
-        return self._identity[proj]
+        return f"vidx:{proj}" not in self.by_key
 
     def synapse_count(self, proj: str) -> str:
         """C expression of a stored projection's synapse-var count n_var."""

@@ -147,14 +147,14 @@ def spike_list(prog, proj, declare_b: bool = True) -> list[str]:
 def presynaptic_span(prog, proj) -> list[str]:
     """Block m takes spiking row ids[m]; its threads stride over the row and run
     pre_spike once per event (deliveries are atomic)."""
-    rp, post, vidx = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post", "vidx"))
+    rp, post = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post"))
     return [*spike_list(prog, proj),
             "for (int32_t m = blockIdx.x; m < count; m += gridDim.x) {",
             "    const int32_t i = ids[m];", "    const int32_t events = cnt[i];",
             f"    for (int64_t s = {rp}[i] + threadIdx.x; s < {rp}[i + 1]; s += blockDim.x) {{",
             f"        const int32_t j = {post}[s];",
             f"        const int64_t pos = s - {rp}[i];",
-            f"        const int32_t vi = {vidx}[s];",
+            f"        const int32_t vi = {K.var_index(prog, proj)};",
             "        (void)pos; (void)vi;",
             "        for (int32_t r = 0; r < events; r++) {",
             *indent(synapse_block(prog, proj, "pre_spike", "vi"), 3),
@@ -174,12 +174,11 @@ def procedural_span(prog, proj) -> list[str]:
 
 def column_loop(prog, proj, field: str, inner_check: list[str]) -> list[str]:
     """For target j: every incoming synapse s (ascending source row i)."""
-    cp, cs, pre, rp, vidx = (prog.ptr(f"{k}:{proj.name}")
-                             for k in ("colptr", "colsyn", "pre", "rowptr", "vidx"))
+    cp, cs, pre, rp = (prog.ptr(f"{k}:{proj.name}") for k in ("colptr", "colsyn", "pre", "rowptr"))
     return [f"for (int64_t c = {cp}[j]; c < {cp}[j + 1]; c++) {{",
             f"    const int32_t s = {cs}[c];", f"    const int32_t i = {pre}[s];",
             *indent(inner_check),
-            f"    const int64_t pos = s - {rp}[i];", f"    const int32_t vi = {vidx}[s];",
+            f"    const int64_t pos = s - {rp}[i];", f"    const int32_t vi = {K.var_index(prog, proj)};",
             "    (void)pos; (void)vi;",
             *indent(synapse_block(prog, proj, field, "vi")), "}"]
 
@@ -208,12 +207,12 @@ def postsynaptic_span(prog, proj, block: int) -> list[str]:
 def dense_postsynaptic_span(prog, proj, block: int) -> list[str]:
     """Dense rows are complete and sorted, so synapse (i, j) is rowptr[i] + j:
     thread j walks the step's spike list; no atomics, reads coalesced over j."""
-    rp, vidx = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "vidx"))
+    rp = prog.ptr(f"rowptr:{proj.name}")
     return [*target_thread(prog, proj, block), *spike_list(prog, proj, False),
             "for (int32_t m = 0; m < count; m++) {",
             "    const int32_t i = ids[m];", "    const int32_t events = cnt[i];",
             f"    const int64_t s = {rp}[i] + j;", "    const int64_t pos = j;",
-            f"    const int32_t vi = {vidx}[s];", "    (void)pos; (void)vi;",
+            f"    const int32_t vi = {K.var_index(prog, proj)};", "    (void)pos; (void)vi;",
             "    for (int32_t r = 0; r < events; r++) {",
             *indent(synapse_block(prog, proj, "pre_spike", "vi"), 2), "    }", "}"]
 
