@@ -7,7 +7,8 @@ Commands::
     spikeforge run MODEL.json --backend B --duration-ms T [--out DIR] [--seed S]
                                           [--no-progress]
     spikeforge demo [--backend B] [--duration-ms 1000] [--out DIR] [--seed S]
-                                          Vogels & Abbott (2005) CUBA, 4000 LIF neurons,
+                                          Potjans & Diesmann (2014) cortical microcircuit
+                                          at scale 0.1 (7717 LIF neurons, 8 populations),
                                           on the first available of cpu, cuda, fpga, numpy
     spikeforge validate MODEL.json [--backends numpy,cpu,cuda,fpga] [--steps N]
     spikeforge validate --random K [--seed S] [--backends ...] [--steps N]
@@ -15,6 +16,9 @@ Commands::
                                           [--failures DIR] [--shrink-seconds T] [--verbose]
                                           compare every requested backend with numpy; see
                                           spikeforge.tools.validate (exit 1 on any mismatch)
+    spikeforge fpga boards | estimate MODEL.json --board B | build MODEL.json --board B --out DIR
+                                          FPGA resource estimate and Vitis/Vivado project;
+                                          see spikeforge.tools.fpga and docs/fpga-build.md
 
 ``run`` and ``demo`` print one row per spiking population: size, spike count and
 mean rate = spikes / (size * batch_size * duration_s), and, with ``--out DIR``
@@ -87,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration-ms", type=_positive_ms, required=True,
                      help="biological time to simulate, ms")
     _common(run, out_default=None)
-    demo = sub.add_parser("demo", help="run the Vogels & Abbott (2005) CUBA network")
+    demo = sub.add_parser("demo", help="run the Potjans & Diesmann (2014) microcircuit, scale 0.1")
     demo.add_argument("--backend", default=None,
                       help="backend name (default: first available of cpu, cuda, fpga, numpy)")
     demo.add_argument("--duration-ms", type=_positive_ms, default=1000.0,
@@ -99,7 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     codegen.add_argument("model", help="JSON model file")
     codegen.add_argument("--backend", default="cpu", help="backend whose sources to write")
     codegen.add_argument("--out", required=True, help="output directory")
+    codegen.add_argument("--report", action="store_true",
+                         help="cuda: print registers, shared memory, spills and bytes per step of each kernel")
+    fpga = sub.add_parser("fpga", help="FPGA resource estimate and bitstream project")
+    _fpga_arguments(fpga)
     return parser
+
+
+def _fpga_arguments(parser):
+    from spikeforge.tools.fpga import add_arguments  # argparse only; the backend loads lazily
+
+    add_arguments(parser)
 
 
 def _validate_arguments(parser):
@@ -163,16 +177,25 @@ def cmd_codegen(args) -> int:
         raise CLIError(str(error)) from None
     for path in files:
         print(path)
+    if getattr(args, "report", False):
+        from spikeforge.tools.codegen import report
+
+        try:
+            print(report(network, args.backend))
+        except ValueError as error:
+            raise CLIError(str(error)) from None
     return 0
 
 
 def cmd_demo(args) -> int:
-    from .demos import best_backend, cuba_network
+    from .demos import best_backend, microcircuit_demo_network
 
     args.backend = args.backend or best_backend()
     _check_backend(args.backend)
-    print(f"Vogels & Abbott (2005) CUBA benchmark, 4000 LIF neurons, backend {args.backend}")
-    return _simulate_and_report(cuba_network(), args, model="demo:cuba", bar=True)
+    network = microcircuit_demo_network(55 if args.seed is None else args.seed)
+    print(f"Potjans & Diesmann (2014) cortical microcircuit, scale 0.1 (N = K = 0.1, Poisson "
+          f"drive), {sum(p.size for p in network.populations)} LIF neurons, backend {args.backend}")
+    return _simulate_and_report(network, args, model="demo:microcircuit", bar=True)
 
 
 def cmd_validate(args) -> int:
@@ -181,6 +204,17 @@ def cmd_validate(args) -> int:
     try:
         return validate.run(args)
     except validate.UsageError as error:
+        raise CLIError(str(error)) from None
+
+
+def cmd_fpga(args) -> int:
+    from spikeforge.tools import fpga
+
+    try:
+        return fpga.run(args)
+    except Exception as error:  # usage, project and does-not-fit errors: one line
+        if args.debug or type(error).__name__ not in fpga.USER_ERRORS:
+            raise
         raise CLIError(str(error)) from None
 
 
@@ -276,7 +310,7 @@ def write_outputs(sim, report: dict, out: Path, bar: bool = False) -> list[Path]
 
 # entry point -------------------------------------------------------------------
 COMMANDS = {"info": cmd_info, "run": cmd_run, "demo": cmd_demo, "validate": cmd_validate,
-            "codegen": cmd_codegen}
+            "codegen": cmd_codegen, "fpga": cmd_fpga}
 
 
 def main(argv: list[str] | None = None) -> int:

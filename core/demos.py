@@ -68,6 +68,18 @@ def stdp_network(n_in: int = 100, n_out: int = 10, rate_hz: float = 20.0, seed: 
     return net.network()
 
 
+#: ``spikeforge demo``: the PD14 microcircuit at N = K = 0.1 with Poisson drive (7717 neurons,
+#: ~3e6 synapses; the configuration validated against the NEST reference, docs/microcircuit.md).
+DEMO_SCALE = 0.1
+
+
+def microcircuit_demo_network(seed: int = 55) -> Network:
+    """The network ``spikeforge demo`` runs: ``microcircuit_network(0.1, 0.1, "poisson")``."""
+    from .microcircuit import microcircuit_network
+
+    return microcircuit_network(DEMO_SCALE, DEMO_SCALE, "poisson", seed=seed)
+
+
 def best_backend(order=DEMO_BACKEND_ORDER) -> str:
     """The first backend of ``order`` that is registered and available here."""
     from .registry import available

@@ -124,16 +124,17 @@ def test_run_cuba_example_prints_table_without_out(capsys):
 
 
 # demo ------------------------------------------------------------------------
-def test_demo_short_prints_rates_for_e_and_i(tmp_path, capsys):
+def test_demo_short_prints_rates_of_the_microcircuit(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--duration-ms", "50", "--out", str(out), "--no-progress"]) == 0
     rows = _table_rows(capsys.readouterr().out)
-    assert set(rows) == {"E", "I"}
-    assert rows["E"][0] == 3200 and rows["I"][0] == 800
-    assert rows["E"][1] > 0 and rows["I"][1] > 0
+    pops = ("L23E", "L23I", "L4E", "L4I", "L5E", "L5I", "L6E", "L6I")
+    assert set(rows) == set(pops)
+    assert [rows[p][0] for p in pops] == [2068, 583, 2192, 548, 485, 106, 1440, 295]
+    assert sum(rows[p][1] for p in pops) > 0
     rates = json.loads((out / "rates.json").read_text())
-    assert rates["model"] == "demo:cuba"
-    assert rates["populations"]["E"]["spikes"] == rows["E"][1]
+    assert rates["model"] == "demo:microcircuit"
+    assert rates["populations"]["L4E"]["spikes"] == rows["L4E"][1]
     if plot.have_matplotlib():
         for name in ("raster.png", "rates.png"):
             assert (out / name).read_bytes()[:8] == PNG_MAGIC
