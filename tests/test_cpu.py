@@ -192,3 +192,13 @@ def test_user_text_never_reaches_the_compiler():
 def test_bad_threads_option():
     with pytest.raises(ValueError, match="threads must be a positive int"):
         stdp_network().build("cpu", threads=0)
+
+
+def test_default_thread_count_is_one_unless_omp_num_threads_says(monkeypatch):
+    from spikeforge.backends.cpu.simulation import default_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert default_threads() == 1 and stdp_network().build("cpu").threads == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert default_threads() == 2 and stdp_network().build("cpu").threads == 2
+    assert stdp_network().build("cpu", threads=3).threads == 3

@@ -22,8 +22,8 @@ class CpuBackend:
     @staticmethod
     def build(network, record_spikes=None, record_vars=(), opt="-O3", openmp=True,
               extra_flags=(), threads=None, native=True) -> CpuSimulation:
-        """Options: ``threads`` (OpenMP threads; default OMP_NUM_THREADS or all
-        cores), ``opt`` (optimisation flag), ``openmp``, ``native`` (-march=native,
+        """Options: ``threads`` (OpenMP threads; default OMP_NUM_THREADS if set,
+        else 1: spinning OpenMP threads collapse on a busy machine), ``opt`` (optimisation flag), ``openmp``, ``native`` (-march=native,
         cached per CPU model), ``extra_flags``."""
         return CpuSimulation(network, record_spikes, record_vars, opt, openmp, extra_flags,
                              threads, native)

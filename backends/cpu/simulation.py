@@ -7,6 +7,8 @@ entries are the very arrays the C code updates, so get/set need no copies.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from spikeforge.backends.cstyle.layout import initial_values
@@ -28,7 +30,7 @@ class CpuSimulation(Simulation):
         super().__init__(network, record_spikes, record_vars)
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"cpu backend: threads must be a positive int, got {threads!r}")
-        self.threads = threads
+        self.threads = threads or default_threads()
         self.flags = runtime.flags(opt, openmp, tuple(extra_flags), native)
         self._load()
 
@@ -61,7 +63,7 @@ class CpuSimulation(Simulation):
     def _advance(self, n: int) -> None:
         while n > 0:
             self.c.step, self.c.rng_step = self.step, self.rng_step
-            self.lib.sf_set_threads(self.threads or 0)
+            self.lib.sf_set_threads(self.threads)
             k = self.lib.sf_run(self.c, min(n, self.program.chunk))
             self._drain_recordings(k)
             self.step += k
@@ -82,6 +84,14 @@ class CpuSimulation(Simulation):
     def _custom_update(self, cu) -> None:
         self.c.step, self.c.rng_step = self.step, self.rng_step
         getattr(self.lib, f"sf_cu_{self.network.custom_updates.index(cu)}")(self.c)
+
+
+def default_threads() -> int:
+    """OMP_NUM_THREADS if set, else 1. One thread by default: OpenMP threads that
+    spin at barriers collapse (10-100x) whenever another process holds a core,
+    which is the common case on shared machines; ask for more explicitly."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 1
 
 
 def nonzero_events(counts: np.ndarray):
