@@ -1,0 +1,506 @@
+#!/usr/bin/env python3
+"""e-prop (spikeforge.train, cpu backend) vs BPTT (snnTorch) on spiking FSDD: resumable.
+
+Task: Free Spoken Digit Dataset (CC BY-SA 4.0: Jackson et al., DOI 10.5281/zenodo.1342401)
+encoded by ``spikeforge.datasets.audio.AudioEncoder`` (64 gammatone channels, one LIF each),
+binned to ``1000 / T`` ms over the first second (T = 250: 4 ms bins), zero-padded.
+Network: 64 inputs -> 256 ALIF (recurrent, no self-connections) -> 10 leaky readouts,
+dt = bin width, tau_m = 20 ms, tau_a = 2000 ms, beta = 0.0174, v_th = 0.6, 5 ms refractory,
+readout tau 20 ms, softmax cross-entropy, Adam (lr 1e-3), batch 32.
+
+Subcommands (each job runs in its own child process; results are appended to
+``--out`` (JSON list) and a job whose key is already there is skipped: rerun to resume):
+
+  accuracy   --method eprop|bptt|lstm --split conventional speaker:george --epochs E
+             test accuracy after E epochs (the LSTM job also times batch-1 inference;
+             so does the e-prop job on the conventional split);
+  throughput --method eprop bptt --T 100 500 1000 2000 --threads 1 2
+             training samples/s over ``--samples`` samples after one warm-up batch,
+             CPU seconds per sample and peak RSS (ru_maxrss of the child);
+  table      markdown tables of everything in ``--out``.
+
+e-prop jobs run under this Python (spikeforge installed); BPTT/LSTM jobs under
+``--torch-python`` (default /tmp/eprop-bench-venv/bin/python: ``pip install torch==2.13.0
+snntorch``), which needs only numpy, torch and snntorch: data go through .npz files.
+Threads: OMP_NUM_THREADS/MKL_NUM_THREADS in the child; torch.set_num_threads; EProp(threads=).
+
+BPTT model (plain PyTorch autograd over the unrolled sequence, snnTorch's custom
+surrogate for the spike nonlinearity; snnTorch has no adaptive-threshold neuron):
+  I(t)   = W_in x(t) + W_rec z(t-1)
+  v(t)   = alpha v(t-1) + I(t) - v_th z(t-1)            alpha = exp(-dt/tau_m)
+  a(t)   = rho a(t-1) + z(t-1)                          rho = exp(-dt/tau_a)
+  z(t)   = H(v(t) - v_th - beta a(t)), 0 while refractory
+  dz/dv  = (gamma / v_th) max(0, 1 - |v - v_th - beta a| / v_th), gamma = 0.3
+  y(t)   = kappa y(t-1) + W_out z(t) + b               kappa = exp(-dt/tau_out)
+  loss "sum": cross-entropy of softmax(mean_t y(t)) (spikeforge.train's "sum": u = ysum / nst).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FSDD_ATTRIBUTION = ("Free Spoken Digit Dataset, Z. Jackson et al., "
+                    "github.com/Jakobovski/free-spoken-digit-dataset, DOI 10.5281/zenodo.1342401, "
+                    "CC BY-SA 4.0")
+HP = dict(n_in=64, n_rec=256, n_out=10, tau_m=20.0, tau_a=2000.0, beta=0.0174, v_th=0.6,
+          refractory_ms=5.0, tau_out=20.0, lr=1e-3, batch=32, gamma=0.3, seed=1)
+
+
+def log(*msg):
+    print("[bench_eprop]", *msg, file=sys.stderr, flush=True)
+
+
+def peak_mb() -> float:
+    """Peak RSS of this process's address space (VmHWM; unlike ru_maxrss it does not
+    inherit the parent's RSS at fork, since exec starts a new address space)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024.0
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+# ---------------------------------------------------------------------------- data (parent)
+def data_file(args, how: str, T: int, limit: int | None = None) -> Path:
+    """Encode (cached) and bin FSDD for split ``how`` at T steps over 1 s -> .npz path."""
+    tag = how.replace(":", "-")
+    path = Path(args.workdir) / f"fsdd_{tag}_T{T}{'' if limit is None else f'_n{limit}'}.npz"
+    if path.exists():
+        return path
+    from spikeforge.datasets import fsdd
+    ds = fsdd.load_fsdd(args.fsdd, cache_dir=Path(args.workdir) / "cache", progress=True)
+    train, test = fsdd.split(ds, how)
+    if limit is not None:
+        train = train.subset(np.random.default_rng(0).permutation(len(train))[:limit])
+        test = test.subset(np.arange(min(limit, len(test))))
+    (xtr, ytr), (xte, yte) = (d.as_arrays(1000.0 / T, T) for d in (train, test))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")     # concurrent runs: own temp file
+    np.savez(tmp, xtr=xtr, ytr=ytr, xte=xte, yte=yte)
+    os.replace(tmp, path)
+    return path
+
+
+def load_npz(path):
+    with np.load(path) as z:
+        return (z["xtr"], z["ytr"]), (z["xte"], z["yte"])
+
+
+# ---------------------------------------------------------------------------- e-prop (child)
+def eprop_model(dt: float, threads: int):
+    from spikeforge.train import EProp, Input, Recurrent, Readout, Adam
+    return EProp([Input(HP["n_in"]),
+                  Recurrent(HP["n_rec"], neuron="alif", tau_m=HP["tau_m"], tau_a=HP["tau_a"],
+                            beta=HP["beta"], v_th=HP["v_th"], refractory_ms=HP["refractory_ms"]),
+                  Readout(HP["n_out"], tau=HP["tau_out"])],
+                 dt=dt, loss="sum", feedback="symmetric", optimizer=Adam(lr=HP["lr"]),
+                 backend="cpu", seed=HP["seed"], threads=threads)
+
+
+def time_calls(fn, x, repeats: int, name: str) -> dict:
+    """Median wall and CPU (process_time) milliseconds of ``fn(x[i:i+1])`` over repeats."""
+    fn(x[:1])                                                   # warm-up
+    wall, cpu = [], []
+    for i in range(repeats):
+        xb = x[i % len(x):i % len(x) + 1]
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn(xb)
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - t0)
+    return {f"{name}_ms": 1e3 * float(np.median(wall)),
+            f"{name}_cpu_ms": 1e3 * float(np.median(cpu)), "latency_repeats": repeats}
+
+
+def eprop_latency(model, x, repeats: int) -> dict:
+    """Batch-1 latency: the exported inference network (no learning machinery) on the
+    cpu backend at 1 thread, per sample: reset + set input + run T+2 steps + softmax;
+    and ``model.predict(batch_size=1)`` (the training network, learning vars included)."""
+    from spikeforge.train.export import run_exported
+    net, _ = model.export(steps=x.shape[1], batch_size=1)
+    sim = net.build("cpu", threads=1)
+    agree = int(run_exported(sim, x[:1]).argmax() == model.predict(x[:1], batch_size=1).argmax())
+    return {"export_agrees_with_predict": agree,
+            **time_calls(lambda xb: run_exported(sim, xb), x, repeats, "latency"),
+            **time_calls(lambda xb: model.predict(xb, batch_size=1), x, repeats,
+                         "latency_predict")}
+
+
+def job_eprop_accuracy(spec) -> dict:
+    (xtr, ytr), (xte, yte) = load_npz(spec["data"])
+    model = eprop_model(1000.0 / spec["T"], spec["threads"])
+    from spikeforge.train import Checkpoint
+    ckpt = Path(spec["data"]).with_name(spec["key"].replace("/", "_") + ".ckpt")
+    resumed = ckpt.exists()                     # a killed job continues where it stopped
+    t0, c0 = time.perf_counter(), cpu_s()
+    hist = model.fit((xtr, ytr), epochs=spec["epochs"], batch_size=HP["batch"],
+                     callbacks=[Checkpoint(ckpt, every=10)], checkpoint=str(ckpt), resume=True)
+    out = {"train_s": time.perf_counter() - t0, "train_cpu_s": cpu_s() - c0,
+           "resumed_from_checkpoint": resumed, "history": _jsonable(hist)}
+    out.update({f"test_{k}": float(v) for k, v in model.evaluate((xte, yte)).items()})
+    out["train_accuracy"] = float(model.evaluate((xtr[:500], ytr[:500]))["accuracy"])
+    np.savez(weights_file(spec, ".npz"), **model.weights())
+    if spec.get("latency"):
+        out.update(eprop_latency(model, xte, spec["latency"]))
+    return out
+
+
+def job_eprop_throughput(spec) -> dict:
+    (xtr, ytr), _ = load_npz(spec["data"])
+    base = peak_mb()
+    model = eprop_model(1000.0 / spec["T"], spec["threads"])
+    model.fit((xtr[:HP["batch"]], ytr[:HP["batch"]]), epochs=1, batch_size=HP["batch"])
+    n = spec["samples"]
+    t0, c0 = time.perf_counter(), cpu_s()
+    model.fit((xtr[:n], ytr[:n]), epochs=1, batch_size=HP["batch"])
+    wall, cpu = time.perf_counter() - t0, cpu_s() - c0
+    return {"samples": n, "samples_per_s": n / wall, "cpu_s_per_sample": cpu / n,
+            "wall_s": wall, "peak_mb": peak_mb(), "base_mb": base}
+
+
+def _jsonable(obj):
+    try:
+        return json.loads(json.dumps(obj, default=lambda o: getattr(o, "__dict__", str(o))))
+    except (TypeError, ValueError):
+        return str(obj)
+
+
+# ---------------------------------------------------------------------------- torch (child)
+def torch_models():
+    """ALIF-RSNN (BPTT) and LSTM classifiers; imported only in the torch venv."""
+    import torch
+    from torch import nn
+    from snntorch import surrogate
+
+    def psi(inp, grad_input, out):                  # inp = (v - A) / v_th
+        return grad_input * HP["gamma"] * torch.clamp(1.0 - inp.abs(), min=0.0)
+
+    spike_fn = surrogate.custom_surrogate(psi)
+
+    class ALIFNet(nn.Module):
+        def __init__(self, dt):
+            super().__init__()
+            g = torch.Generator().manual_seed(HP["seed"])
+            n_in, n_rec, n_out = HP["n_in"], HP["n_rec"], HP["n_out"]
+            self.w_in = nn.Parameter(torch.randn(n_in, n_rec, generator=g) / math.sqrt(n_in))
+            self.w_rec = nn.Parameter(torch.randn(n_rec, n_rec, generator=g) / math.sqrt(n_rec))
+            self.w_out = nn.Parameter(torch.randn(n_rec, n_out, generator=g) / math.sqrt(n_rec))
+            self.b_out = nn.Parameter(torch.zeros(n_out))
+            self.register_buffer("mask", 1.0 - torch.eye(n_rec))
+            self.alpha, self.rho = math.exp(-dt / HP["tau_m"]), math.exp(-dt / HP["tau_a"])
+            self.kappa = math.exp(-dt / HP["tau_out"])
+            self.ref_steps = int(round(HP["refractory_ms"] / dt))
+
+        def forward(self, x):                       # x [B, T, C] float -> logits [B, out]
+            b, steps, _ = x.shape
+            n = HP["n_rec"]
+            v, a, z = (x.new_zeros(b, n) for _ in range(3))
+            ref = torch.zeros(b, n, dtype=torch.int32)
+            y, ysum = x.new_zeros(b, HP["n_out"]), x.new_zeros(b, HP["n_out"])
+            # unbind, not i_in[:, t]: the backward of each slice would allocate a full
+            # [B, T, H] gradient, making BPTT O(T^2) (it did in a first version of this script)
+            w_rec, i_in = self.w_rec * self.mask, (x @ self.w_in).unbind(1)
+            for t in range(steps):
+                v = self.alpha * v + i_in[t] + z @ w_rec - HP["v_th"] * z
+                a = self.rho * a + z
+                thr = HP["v_th"] + HP["beta"] * a
+                z = spike_fn((v - thr) / HP["v_th"]) * (ref == 0)
+                ref = torch.where(z.detach() > 0, self.ref_steps, (ref - 1).clamp(min=0))
+                y = self.kappa * y + z @ self.w_out + self.b_out
+                ysum = ysum + y
+            return ysum / steps
+
+    class LSTMNet(nn.Module):
+        def __init__(self, hidden=128):
+            super().__init__()
+            torch.manual_seed(HP["seed"])
+            self.lstm = nn.LSTM(HP["n_in"], hidden, batch_first=True)
+            self.out = nn.Linear(hidden, HP["n_out"])
+
+        def forward(self, x):
+            h, _ = self.lstm(x)
+            return self.out(h.mean(dim=1))
+
+    return ALIFNet, LSTMNet
+
+
+def torch_setup(threads: int):
+    import torch
+    torch.set_num_threads(threads)
+    return torch
+
+
+def torch_train(torch, model, x, y, epochs, lr, seed=1):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    losses = []
+    for _ in range(epochs):
+        order, total = rng.permutation(len(x)), 0.0
+        for s in range(0, len(x), HP["batch"]):
+            idx = order[s:s + HP["batch"]]
+            xb = torch.from_numpy(x[idx].astype(np.float32))
+            loss = torch.nn.functional.cross_entropy(model(xb), torch.from_numpy(y[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        losses.append(total / len(x))
+    return losses
+
+
+def torch_accuracy(torch, model, x, y) -> float:
+    with torch.no_grad():
+        pred = [model(torch.from_numpy(x[s:s + 256].astype(np.float32))).argmax(1).numpy()
+                for s in range(0, len(x), 256)]
+    return float((np.concatenate(pred) == y).mean())
+
+
+def torch_latency(torch, model, x, repeats: int) -> dict:
+    torch.set_num_threads(1)
+    with torch.no_grad():
+        return time_calls(lambda xb: model(torch.from_numpy(xb.astype(np.float32))), x,
+                          repeats, "latency")
+
+
+def job_torch_accuracy(spec) -> dict:
+    torch = torch_setup(spec["threads"])
+    (xtr, ytr), (xte, yte) = load_npz(spec["data"])
+    alif, lstm = torch_models()
+    model = alif(1000.0 / spec["T"]) if spec["method"] == "bptt" else lstm()
+    lr = HP["lr"] if spec["method"] == "bptt" else 3e-3
+    t0, c0 = time.perf_counter(), cpu_s()
+    losses = torch_train(torch, model, xtr, ytr, spec["epochs"], lr)
+    out = {"train_s": time.perf_counter() - t0, "train_cpu_s": cpu_s() - c0,
+           "history": {"loss": losses}, "test_accuracy": torch_accuracy(torch, model, xte, yte),
+           "train_accuracy": torch_accuracy(torch, model, xtr[:500], ytr[:500])}
+    torch.save(model.state_dict(), weights_file(spec, ".pt"))
+    if spec.get("latency"):
+        out.update(torch_latency(torch, model, xte, spec["latency"]))
+    return out
+
+
+def weights_file(spec, suffix: str) -> Path:
+    """Where an accuracy job leaves its trained weights (read by latency jobs)."""
+    return Path(spec["data"]).with_name(spec["key"].replace("/", "_") + "_weights" + suffix)
+
+
+def job_latency(spec) -> dict:
+    """Batch-1 latency of a model trained by the accuracy job ``spec['source']``."""
+    (_, _), (xte, yte) = load_npz(spec["data"])
+    src = {"key": spec["source"], "data": spec["data"]}
+    if spec["method"] == "eprop":
+        model = eprop_model(1000.0 / spec["T"], 1)
+        with np.load(weights_file(src, ".npz")) as z:
+            model.set_weights({k: z[k] for k in z.files})
+        acc = float(model.evaluate((xte, yte))["accuracy"])
+        return {"test_accuracy": acc, **eprop_latency(model, xte, spec["repeats"])}
+    torch = torch_setup(1)
+    alif, lstm = torch_models()
+    model = alif(1000.0 / spec["T"]) if spec["method"] == "bptt" else lstm()
+    model.load_state_dict(torch.load(weights_file(src, ".pt")))
+    model.eval()
+    return {"test_accuracy": torch_accuracy(torch, model, xte, yte),
+            **torch_latency(torch, model, xte, spec["repeats"])}
+
+
+def job_bptt_throughput(spec) -> dict:
+    torch = torch_setup(spec["threads"])
+    (xtr, ytr), _ = load_npz(spec["data"])
+    base = peak_mb()
+    model = torch_models()[0](1000.0 / spec["T"])
+    torch_train(torch, model, xtr[:HP["batch"]], ytr[:HP["batch"]], 1, HP["lr"])
+    n = spec["samples"]
+    t0, c0 = time.perf_counter(), cpu_s()
+    torch_train(torch, model, xtr[:n], ytr[:n], 1, HP["lr"])
+    wall, cpu = time.perf_counter() - t0, cpu_s() - c0
+    return {"samples": n, "samples_per_s": n / wall, "cpu_s_per_sample": cpu / n,
+            "wall_s": wall, "peak_mb": peak_mb(), "base_mb": base,
+            "torch": torch.__version__}
+
+
+JOBS = {("accuracy", "eprop"): job_eprop_accuracy, ("accuracy", "bptt"): job_torch_accuracy,
+        ("accuracy", "lstm"): job_torch_accuracy, ("throughput", "eprop"): job_eprop_throughput,
+        ("throughput", "bptt"): job_bptt_throughput, ("latency", "eprop"): job_latency,
+        ("latency", "lstm"): job_latency, ("latency", "bptt"): job_latency}
+
+
+def child_main(spec_json: str):
+    spec = json.loads(spec_json)
+    out = JOBS[(spec["kind"], spec["method"])](spec)
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+# ---------------------------------------------------------------------------- parent
+def machine() -> dict:
+    model = ""
+    try:
+        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                     if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "host": platform.node()}
+
+
+def load_results(path: Path) -> list:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def save_result(path: Path, rec: dict):
+    """Append ``rec`` atomically (a lock file serialises concurrent benchmark runs)."""
+    import fcntl
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = load_results(path) + [rec]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        os.replace(tmp, path)
+
+
+def run_job(args, spec: dict) -> dict | None:
+    """Run one job in a child process unless its key is in the results already."""
+    out = Path(args.out)
+    if any(r["key"] == spec["key"] for r in load_results(out)):
+        log("skip (done):", spec["key"])
+        return None
+    python = sys.executable if spec["method"] == "eprop" else args.torch_python
+    env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]),
+               MKL_NUM_THREADS=str(spec["threads"]), PYTHONUNBUFFERED="1")
+    log("run:", spec["key"])
+    t0 = time.time()
+    proc = subprocess.run([python, str(Path(__file__).resolve()), "child", json.dumps(spec)],
+                          env=env, capture_output=True, text=True, timeout=args.job_timeout)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        log(f"FAILED {spec['key']} (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
+        return None
+    rec = {**spec, **json.loads(line[7:]), "job_wall_s": time.time() - t0,
+           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "load_avg_1m": os.getloadavg()[0], "machine": machine(),
+           "command": " ".join(sys.argv), "dataset": FSDD_ATTRIBUTION}
+    save_result(out, rec)
+    log("done:", spec["key"], {k: rec.get(k) for k in ("test_accuracy", "samples_per_s",
+                                                      "peak_mb", "latency_ms")})
+    return rec
+
+
+def cmd_accuracy(args):
+    for how in args.split:
+        data = str(data_file(args, how, args.T))
+        for method in args.method:
+            latency = args.latency if (method == "lstm" or how == "conventional") else 0
+            key = f"accuracy/{method}/{how}/T{args.T}/e{args.epochs}/t{args.threads}"
+            run_job(args, {"key": key, "kind": "accuracy", "method": method, "split": how,
+                           "T": args.T, "epochs": args.epochs, "threads": args.threads,
+                           "data": data, "latency": latency, "hp": HP})
+
+
+def cmd_throughput(args):
+    for T in args.T:
+        data = str(data_file(args, "conventional", T, limit=max(args.samples, HP["batch"])))
+        for threads in args.threads:
+            for method in args.method:
+                key = f"throughput/{method}/T{T}/t{threads}/n{args.samples}"
+                run_job(args, {"key": key, "kind": "throughput", "method": method, "T": T,
+                               "threads": threads, "samples": args.samples, "data": data,
+                               "hp": HP})
+
+
+def cmd_latency(args):
+    data = str(data_file(args, "conventional", args.T))
+    for method in args.method:
+        source = f"accuracy/{method}/conventional/T{args.T}/e{args.epochs}/t1"
+        key = f"latency/{method}/conventional/T{args.T}/e{args.epochs}/r{args.repeats}"
+        run_job(args, {"key": key, "kind": "latency", "method": method, "T": args.T,
+                       "epochs": args.epochs, "threads": 1, "source": source, "data": data,
+                       "repeats": args.repeats, "hp": HP})
+
+
+def _fmt(v, spec="{:.3g}"):
+    return "-" if v is None else spec.format(v)
+
+
+def cmd_table(args):
+    res = load_results(Path(args.out))
+    acc = [r for r in res if r["kind"] == "accuracy"]
+    print("| method | split | T (bins) | epochs | threads | test acc | train acc (500) "
+          "| train CPU-s | batch-1 latency ms |\n|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(acc, key=lambda r: (r["split"], r["method"])):
+        print(f"| {r['method']} | {r['split']} | {r['T']} ({1000 / r['T']:.3g} ms) | "
+              f"{r['epochs']} | {r['threads']} | {_fmt(r.get('test_accuracy'), '{:.3f}')} | "
+              f"{_fmt(r.get('train_accuracy'), '{:.3f}')} | {_fmt(r.get('train_cpu_s'), '{:.0f}')}"
+              f" | {_fmt(r.get('latency_ms'))} |")
+    lat = [r for r in res if r["kind"] == "latency"]
+    print("\n| model (trained by) | test acc | batch-1 wall ms | batch-1 CPU ms "
+          "| predict() wall ms | predict() CPU ms |\n|---|---|---|---|---|---|")
+    for r in sorted(lat, key=lambda r: r["method"]):
+        print(f"| {r['method']} ({r['source']}) | {_fmt(r.get('test_accuracy'), '{:.3f}')} | "
+              f"{_fmt(r.get('latency_ms'))} | {_fmt(r.get('latency_cpu_ms'))} | "
+              f"{_fmt(r.get('latency_predict_ms'))} | {_fmt(r.get('latency_predict_cpu_ms'))} |")
+    thr = [r for r in res if r["kind"] == "throughput"]
+    print("\n| method | T | threads | samples/s | CPU-s/sample | peak RSS MB | RSS before model MB "
+          "| load avg |\n|---|---|---|---|---|---|---|---|")
+    for r in sorted(thr, key=lambda r: (r["T"], r["threads"], r["method"])):
+        print(f"| {r['method']} | {r['T']} | {r['threads']} | {_fmt(r['samples_per_s'])} | "
+              f"{_fmt(r['cpu_s_per_sample'])} | {r['peak_mb']:.0f} | {r['base_mb']:.0f} | "
+              f"{r['load_avg_1m']:.1f} |")
+    if res:
+        m = res[-1]["machine"]
+        print(f"\nMachine: {m['cpu']}, {m['cores']} cores (shared). Data: {FSDD_ATTRIBUTION}.")
+
+
+def main(argv=None):
+    if argv is None and len(sys.argv) > 2 and sys.argv[1] == "child":
+        return child_main(sys.argv[2])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--fsdd", default=str(REPO.parent / "shared" / "data" / "fsdd"),
+                   help="FSDD root (holding recordings/)")
+    p.add_argument("--workdir", default="/tmp/eprop-bench", help="encoded data and caches")
+    p.add_argument("--out", default="/tmp/eprop-bench/results.json")
+    p.add_argument("--torch-python", default="/tmp/eprop-bench-venv/bin/python")
+    p.add_argument("--job-timeout", type=float, default=3 * 3600)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("accuracy")
+    a.add_argument("--method", nargs="+", default=["eprop", "bptt", "lstm"],
+                   choices=["eprop", "bptt", "lstm"])
+    a.add_argument("--split", nargs="+", default=["conventional", "speaker:george"])
+    a.add_argument("--epochs", type=int, default=5)
+    a.add_argument("--T", type=int, default=250)
+    a.add_argument("--threads", type=int, default=1)
+    a.add_argument("--latency", type=int, default=50, help="batch-1 latency repeats")
+    t = sub.add_parser("throughput")
+    t.add_argument("--method", nargs="+", default=["eprop", "bptt"], choices=["eprop", "bptt"])
+    t.add_argument("--T", type=int, nargs="+", default=[100, 500, 1000, 2000])
+    t.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    t.add_argument("--samples", type=int, default=64)
+    lat = sub.add_parser("latency", help="batch-1 latency of models trained by 'accuracy'")
+    lat.add_argument("--method", nargs="+", default=["eprop", "lstm"],
+                     choices=["eprop", "bptt", "lstm"])
+    lat.add_argument("--epochs", type=int, default=1, help="of the accuracy job to load")
+    lat.add_argument("--T", type=int, default=250)
+    lat.add_argument("--repeats", type=int, default=50)
+    sub.add_parser("table")
+    args = p.parse_args(argv)
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    {"accuracy": cmd_accuracy, "throughput": cmd_throughput, "latency": cmd_latency,
+     "table": cmd_table}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
