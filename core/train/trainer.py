@@ -187,7 +187,7 @@ class EProp:
         return self._forward(x, None, batch_size)["probs"]
 
     def _forward(self, x, y, batch_size) -> dict:
-        batch = batch_size or self.batch_size
+        batch = batch_size or min(len(x), self.batch_size)  # one sample: a batch-1 network
         sim = self.simulation(batch, x.shape[1])
         parts = [self._run_batch(sim, x[a:b], None if y is None else y[a:b], train=False)
                  for a, b in batches(len(x), batch)]
