@@ -192,6 +192,13 @@ class Simulation:
             self._spike_log[pop].append((np.full(k.sum(), step, dtype=np.int64),
                                          np.repeat(i, k), np.repeat(b, k)))
 
+    def _record_spike_block(self, pop: str, first_step: int, counts: np.ndarray) -> None:
+        """counts: (steps, batch, n) events of ``pop`` in the steps from ``first_step``."""
+        rows, batch, ids = nonzero_events(counts)
+        k = counts[rows, batch, ids].astype(np.int64)
+        self._spike_log[pop].append((np.repeat(rows + first_step, k), np.repeat(ids, k),
+                                     np.repeat(batch, k)))
+
     def _record_var_block(self, first_step: int, values: dict) -> None:
         """values: var -> (steps, ...) recorded at the end of each step."""
         if self.record_vars:
@@ -228,3 +235,16 @@ class Simulation:
 
     def _custom_update(self, cu) -> None:
         raise NotImplementedError
+
+
+def nonzero_events(counts: np.ndarray):
+    """np.nonzero of a mostly-zero count array (uint8: 8 counts at a time)."""
+    flat = np.ascontiguousarray(counts).reshape(-1)
+    if flat.dtype.itemsize != 1:
+        return np.unravel_index(np.flatnonzero(flat), counts.shape)
+    whole = len(flat) // 8 * 8
+    words = np.flatnonzero(flat[:whole].view(np.uint64)) if whole else np.zeros(0, np.int64)
+    candidates = (words[:, None] * 8 + np.arange(8)).ravel()
+    candidates = np.concatenate([candidates, np.arange(whole, len(flat))])
+    hits = candidates[flat[candidates] != 0].astype(np.int64)
+    return np.unravel_index(hits, counts.shape)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from spikeforge.backends.cstyle.layout import initial_values
 from spikeforge.backends.cstyle.program import Program
 from spikeforge.simulation import Simulation
@@ -73,10 +71,7 @@ class CpuSimulation(Simulation):
     def _drain_recordings(self, k: int) -> None:
         """Hand the recorded rows of the last k steps to the logs."""
         for pop in self.record_spikes:
-            rows, batch, ids = nonzero_events(self.buffers[f"rec_spikes:{pop}"][:k])
-            counts = self.buffers[f"rec_spikes:{pop}"][:k][rows, batch, ids].astype(np.int64)
-            self._spike_log[pop].append((np.repeat(rows + self.step, counts),
-                                         np.repeat(ids, counts), np.repeat(batch, counts)))
+            self._record_spike_block(pop, self.step, self.buffers[f"rec_spikes:{pop}"][:k])
         if self.record_vars:
             self._record_var_block(self.step, {v: self.buffers[f"rec_var:{v}"][:k]
                                                for v in self.record_vars})
@@ -92,14 +87,3 @@ def default_threads() -> int:
     which is the common case on shared machines; ask for more explicitly."""
     value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     return int(value) if value.isdigit() and int(value) > 0 else 1
-
-
-def nonzero_events(counts: np.ndarray):
-    """np.nonzero of a mostly-zero uint8 array, 8 bytes at a time."""
-    flat = np.ascontiguousarray(counts).reshape(-1)
-    whole = len(flat) // 8 * 8
-    words = np.flatnonzero(flat[:whole].view(np.uint64)) if whole else np.zeros(0, np.int64)
-    candidates = (words[:, None] * 8 + np.arange(8)).ravel()
-    candidates = np.concatenate([candidates, np.arange(whole, len(flat))])
-    hits = candidates[flat[candidates] != 0].astype(np.int64)
-    return np.unravel_index(hits, counts.shape)

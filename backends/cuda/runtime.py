@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 from spikeforge import fixed as F
-from spikeforge.backends.cpu.simulation import nonzero_events
 from spikeforge.backends.cstyle import INCLUDE_DIR
 from spikeforge.backends.cstyle.layout import initial_values
 from spikeforge.simulation import Simulation
@@ -117,11 +116,7 @@ class CudaSimulation(Simulation):
     def _drain_recordings(self, k: int) -> None:
         """Pull the recorded rows of the last k steps (one copy per buffer)."""
         for pop in self.record_spikes:
-            counts = self._spike_counts(pop, k)
-            rows, batch, ids = nonzero_events(counts)
-            events = counts[rows, batch, ids].astype(np.int64)
-            self._spike_log[pop].append((np.repeat(rows + self.step, events),
-                                         np.repeat(ids, events), np.repeat(batch, events)))
+            self._record_spike_block(pop, self.step, self._spike_counts(pop, k))
         if self.record_vars:
             blocks = {}
             for var in self.record_vars:

@@ -20,7 +20,6 @@ need no copies; buffers are synced before and after every call.
 from __future__ import annotations
 
 import numpy as np
-from spikeforge.backends.cpu.simulation import nonzero_events
 from spikeforge.backends.cstyle.layout import initial_values
 from spikeforge.simulation import Simulation
 
@@ -104,11 +103,8 @@ class FpgaSimulation(Simulation):
 
     def _drain_recordings(self, k: int) -> None:
         for pop in self.record_spikes:
-            block = self.by_key[f"rec_spikes:{pop}"][:k]
-            rows, batch, ids = nonzero_events(np.asarray(block))
-            counts = block[rows, batch, ids].astype(np.int64)
-            self._spike_log[pop].append((np.repeat(rows + self.step, counts),
-                                         np.repeat(ids, counts), np.repeat(batch, counts)))
+            self._record_spike_block(pop, self.step,
+                                     np.asarray(self.by_key[f"rec_spikes:{pop}"][:k]))
         if self.record_vars:
             self._record_var_block(self.step, {v: np.array(self.by_key[f"rec_var:{v}"][:k])
                                                for v in self.record_vars})
