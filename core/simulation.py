@@ -192,9 +192,11 @@ class Simulation:
             self._spike_log[pop].append((np.full(k.sum(), step, dtype=np.int64),
                                          np.repeat(i, k), np.repeat(b, k)))
 
-    def _record_spike_block(self, pop: str, first_step: int, counts: np.ndarray) -> None:
-        """counts: (steps, batch, n) events of ``pop`` in the steps from ``first_step``."""
-        rows, batch, ids = nonzero_events(counts)
+    def _record_spike_block(self, pop: str, first_step: int, counts: np.ndarray,
+                            nonzero=None) -> None:
+        """counts: (steps, batch, n) events of ``pop`` in the steps from ``first_step``;
+        ``nonzero``: its np.nonzero if the caller has it already."""
+        rows, batch, ids = nonzero_events(counts) if nonzero is None else nonzero
         k = counts[rows, batch, ids].astype(np.int64)
         self._spike_log[pop].append((np.repeat(rows + first_step, k), np.repeat(ids, k),
                                      np.repeat(batch, k)))

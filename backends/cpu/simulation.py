@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from spikeforge.backends.cstyle.layout import initial_values
 from spikeforge.backends.cstyle.program import Program
 from spikeforge.simulation import Simulation
@@ -18,6 +20,25 @@ from .dialect import CpuDialect
 
 CTYPES = {"float32": "float", "float64": "double", "int8": "int8_t", "int16": "int16_t",
           "int32": "int32_t", "int64": "int64_t", "uint8": "uint8_t"}
+
+
+# Appended to every cpu translation unit: the drain's scan of the recorded event
+# counts (mostly zero), 8 bytes at a time, in C instead of NumPy (4-5x faster).
+SCAN_EVENTS = """
+int64_t sf_scan_events(const uint8_t *counts, int64_t n, int64_t *out)
+{
+    int64_t m = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, counts + i, 8);
+        if (word == 0) continue;
+        for (int64_t j = i; j < i + 8; j++) if (counts[j]) out[m++] = j;
+    }
+    for (; i < n; i++) if (counts[i]) out[m++] = i;
+    return m;
+}
+"""
+SCAN_EXPORT = "int64_t sf_scan_events(const uint8_t *counts, int64_t n, int64_t *out);"
 
 
 class CpuSimulation(Simulation):
@@ -35,9 +56,10 @@ class CpuSimulation(Simulation):
     def _load(self):
         """Render, compile (cached), load, and bind every buffer."""
         program = Program(self.prepared, CpuDialect(), self.record_spikes, self.record_vars)
-        self.program, self.source = program, program.render()
+        self.program, self.source = program, program.render() + SCAN_EVENTS
         self.library_path = runtime.build_library(self.source, self.flags)
-        self.ffi, self.lib = runtime.load(self.library_path, program.exports())
+        self.ffi, self.lib = runtime.load(self.library_path, program.exports() + "\n" + SCAN_EXPORT)
+        self._hits = np.empty(0, np.int64)
         self.buffers = initial_values(self.prepared, program.buffers)
         for key, array in self.state.items():
             self.buffers[f"state:{key}"] = array
@@ -71,10 +93,20 @@ class CpuSimulation(Simulation):
     def _drain_recordings(self, k: int) -> None:
         """Hand the recorded rows of the last k steps to the logs."""
         for pop in self.record_spikes:
-            self._record_spike_block(pop, self.step, self.buffers[f"rec_spikes:{pop}"][:k])
+            block = self.buffers[f"rec_spikes:{pop}"][:k]
+            self._record_spike_block(pop, self.step, block, self._nonzero(block))
         if self.record_vars:
             self._record_var_block(self.step, {v: self.buffers[f"rec_var:{v}"][:k]
                                                for v in self.record_vars})
+
+    def _nonzero(self, block: np.ndarray):
+        """np.nonzero of a recorded block of event counts, scanned in C."""
+        if len(self._hits) < block.size:
+            self._hits = np.empty(block.size, np.int64)
+        found = self.lib.sf_scan_events(self.ffi.cast("const uint8_t *", block.ctypes.data),
+                                        block.size,
+                                        self.ffi.cast("int64_t *", self._hits.ctypes.data))
+        return np.unravel_index(self._hits[:found].copy(), block.shape)
 
     def _custom_update(self, cu) -> None:
         self.c.step, self.c.rng_step = self.step, self.rng_step
