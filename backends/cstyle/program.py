@@ -274,14 +274,7 @@ class Program:
         parameters (every buffer is a distinct allocation: saying so lets the
         compiler vectorise element loops; gcc does not for restrict locals), the
         seed, and the step counters that each thread keeps itself."""
-        text = "\n".join(body)
-        used = sorted(set(re.findall(r"S->(b_\w+)", text)))
-        ctypes = {b.cname: CTYPES[b.dtype.name] for b in self.buffers}
-        scalars = [f for f in ("seed", "rng_step", "step", "rec_row") if f"S->{f}" in text]
-        types = {f.split()[-1]: f.rsplit(" ", 1)[0] for f in (*STATE_FIELDS, *STEP_ARGS)}
-        params = [f"{ctypes[n]} *{self.dialect.restrict} {n}" for n in used]
-        params += [f"const {types[f]} {f}" for f in scalars]
-        text = re.sub(r"S->(b_\w+|seed|rng_step|step|rec_row)\b", r"\1", text)
+        text, used, scalars, params = self.parameters(body)
         args = ", ".join([*(f"S->{n}" for n in used), *(f if f != "seed" else "S->seed"
                                                          for f in scalars)])
         unused = [f"(void){a.split()[-1]};" for a in STEP_ARGS if a.split()[-1] not in scalars]
@@ -290,6 +283,20 @@ class Program:
                           f"{qualifier}void {name}(sf_state *S, {', '.join(STEP_ARGS)})", "{",
                           *indent(unused + ([] if used or "seed" in scalars else ["(void)S;"])),
                           f"    {name}_body({args});", "}"])
+
+    def parameters(self, body: list[str]):
+        """(text, buffers used, scalars read, parameter list) of a phase body: every
+        ``S->field`` it reads becomes a parameter (buffers as restrict pointers)
+        and the body refers to the parameter instead."""
+        text = "\n".join(body)
+        used = sorted(set(re.findall(r"S->(b_\w+)", text)))
+        ctypes = {b.cname: CTYPES[b.dtype.name] for b in self.buffers}
+        scalars = [f for f in ("seed", "rng_step", "step", "rec_row") if f"S->{f}" in text]
+        types = {f.split()[-1]: f.rsplit(" ", 1)[0] for f in (*STATE_FIELDS, *STEP_ARGS)}
+        params = [f"{ctypes[n]} *{self.dialect.restrict} {n}" for n in used]
+        params += [f"const {types[f]} {f}" for f in scalars]
+        text = re.sub(r"S->(b_\w+|seed|rng_step|step|rec_row)\b", r"\1", text)
+        return text, used, scalars, params
 
     def custom_update_function(self, cu) -> str:
         index = self.network.custom_updates.index(cu)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from spikeforge.backends.cstyle import kernels as K
 from spikeforge.backends.cstyle.elements import indent
-from spikeforge.backends.cstyle.program import CTYPES, STATE_FIELDS, STEP_ARGS, Program
+from spikeforge.backends.cstyle.program import CTYPES, Program
 from spikeforge.backends.cstyle.render import HELPERS
 from spikeforge.hls import headers
 
@@ -190,14 +190,7 @@ class FpgaProgram(Program):
     def function(self, qualifier: str, name: str, body: list[str]) -> str:
         """A phase function over the buffers it uses (restrict pointers) and the
         scalars it reads; remembers its arguments for the top function."""
-        text = "\n".join(body)
-        used = sorted(set(re.findall(r"S->(b_\w+)", text)))
-        ctypes = {b.cname: CTYPES[b.dtype.name] for b in self.buffers}
-        scalars = [f for f in ("seed", "rng_step", "step", "rec_row") if f"S->{f}" in text]
-        types = {f.split()[-1]: f.rsplit(" ", 1)[0] for f in (*STATE_FIELDS, *STEP_ARGS)}
-        params = [f"{ctypes[n]} *{self.dialect.restrict} {n}" for n in used]
-        params += [f"const {types[f]} {f}" for f in scalars]
-        text = re.sub(r"S->(b_\w+|seed|rng_step|step|rec_row)\b", r"\1", text)
+        text, used, scalars, params = self.parameters(body)
         trips, default, independent = self.loop_bounds(name)
         lines = D.annotate(text.split("\n"), trips, default, self.dialect, independent)
         self._calls[name] = (used, scalars)
