@@ -108,6 +108,7 @@ SpikeSourceArray = NeuronModel(
 Delta = PostsynapticModel(
     "Delta",
     current="inp",
+    linear=True,
     doc="Delta synapse: this step's delivered input is this step's current, i = inp.",
 )
 
@@ -118,6 +119,7 @@ ExpCurr = PostsynapticModel(
     vars=(Var("i", default=0.0),),
     code="i = i * decay + inp",
     current="i",
+    linear=True,
     doc="""Exponential current: i <- i exp(-dt/tau) + inp, current i (the current
     jumps by the delivered weight, NEST's convention). GeNN's ExpCurr scales the
     input by (tau/dt)(1 - exp(-dt/tau)); multiply weights by that to match it.""",

@@ -216,14 +216,19 @@ def weight_init(mean: float) -> NormalClipped:
 
 
 def microcircuit_network(scale: float = 1.0, k_scale: float = 1.0, background: str = "poisson",
-                         seed: int = 55, dt: float = 0.1, precision="float32") -> Network:
+                         seed: int = 55, dt: float = 0.1, precision="float32",
+                         fuse_postsynaptic: bool = True) -> Network:
     """The PD14 microcircuit with neuron numbers scaled by ``scale`` and in-degrees by
     ``k_scale`` (with the reference DC compensation), driven by ``background``
     "poisson" (each neuron receives Poisson(8 Hz K_ext dt) external spikes per step,
-    weight psc_ext) or "dc" (the mean of that drive as a constant current)."""
+    weight psc_ext) or "dc" (the mean of that drive as a constant current).
+    ``fuse_postsynaptic``: the 8 projections onto a population deliver into one
+    input ring (as NEST's per-neuron ring buffer) instead of one ring each; equal
+    up to float rounding, and 8x less ring memory to scatter into."""
     d = derive(scale, k_scale, background)
     poisson = background == "poisson"
-    net = NetworkBuilder(dt=dt, seed=seed, precision=precision)
+    net = NetworkBuilder(dt=dt, seed=seed, precision=precision,
+                         fuse_postsynaptic=fuse_postsynaptic)
     for i, name in enumerate(POPULATIONS):
         params = {**NEURON, "I_e": float(d.dc_amp[i])}
         if poisson:

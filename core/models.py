@@ -170,10 +170,14 @@ class PostsynapticModel(_Model):
     """Turns the input ``inp`` delivered to a neuron this step into a current
     (phase 5): ``code`` updates the model's own per-neuron vars, then
     ``current`` (an expression) is added to the target input (``i_syn`` unless
-    the projection names another)."""
+    the projection names another). ``linear``: the model's vars evolve as
+    x' = A x + B inp and ``current`` = C x + D inp with A..D fixed by the params,
+    so projections with equal params may share one instance (a network's
+    ``fuse_postsynaptic``); declare it only when that holds."""
 
     code: str = ""
     current: str = "inp"
+    linear: bool = False
     doc: str = field(default="", compare=False)
 
     CODE_FIELDS = ("code",)

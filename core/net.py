@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -20,11 +21,32 @@ from .scopes import postsynaptic_scope, synapse_scope, trace_scope
 MAX_BATCH = (1 << 24) - 1
 
 
+def _fusion_key(proj: Projection):
+    """What projections sharing a postsynaptic instance have in common, or None
+    when ``proj`` cannot share (non-linear model, a non-zero initial state)."""
+    ps = proj.postsynaptic
+    if not ps.linear:
+        return None
+    for var in ps.vars:
+        init = proj.ps_init.get(var.name, var.default)
+        value = getattr(init, "value", init)
+        if not isinstance(value, (int, float)) or value != 0:
+            return None
+    return proj.post, proj.target, ps, tuple(sorted(proj.ps_params.items()))
+
+
 @dataclass(frozen=True)
 class Network:
     """A whole network: time step ``dt`` (ms), ``batch_size`` trials run in
     lock-step, ``seed`` of every random stream, number format ``precision``
-    ('float32', 'float64' or Fixed(bits, frac)) and its nodes."""
+    ('float32', 'float64' or Fixed(bits, frac)) and its nodes.
+
+    ``fuse_postsynaptic``: projections onto the same population and input whose
+    postsynaptic model is linear, with equal params and zero initial state, share
+    one input ring and one postsynaptic instance, owned by the first of them
+    (see :meth:`postsynaptic_leader`): equal to the separate instances in exact
+    arithmetic, sums regrouped in floating point (GeNN's fused postsynaptic
+    models; NEST sums a neuron's inputs into one buffer per receptor too)."""
 
     dt: float = 0.1
     batch_size: int = 1
@@ -34,6 +56,7 @@ class Network:
     projections: tuple = ()
     current_sources: tuple = ()
     custom_updates: tuple = ()
+    fuse_postsynaptic: bool = False
 
     def __post_init__(self):
         if not isinstance(self.dt, (int, float)) or not math.isfinite(self.dt) or self.dt <= 0:
@@ -46,6 +69,9 @@ class Network:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise ValueError(f"network: seed must be an int in [0, 2**32), got {self.seed!r}")
         object.__setattr__(self, "precision", check_precision(self.precision))
+        if not isinstance(self.fuse_postsynaptic, bool):
+            raise ValueError(f"network: fuse_postsynaptic must be True or False, "
+                             f"got {self.fuse_postsynaptic!r}")
         for key in ("populations", "projections", "current_sources", "custom_updates"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
         self._check_names()
@@ -79,6 +105,25 @@ class Network:
                 return proj
         raise KeyError(f"no projection named {name!r} "
                        f"(projections: {[p.name for p in self.projections]})")
+
+    @cached_property
+    def postsynaptic_leader(self) -> dict[str, str]:
+        """Projection name -> the projection owning its input ring and postsynaptic
+        vars: itself, or with ``fuse_postsynaptic`` the first projection of its
+        group (same post population and target input, equal linear model and
+        params, every postsynaptic var starting at 0). The group's ring has the
+        depth of its longest dendritic delay."""
+        leaders, first = {}, {}
+        for proj in self.projections:
+            key = _fusion_key(proj) if self.fuse_postsynaptic else None
+            leaders[proj.name] = proj.name if key is None else first.setdefault(key, proj.name)
+        return leaders
+
+    def ring_depth(self, proj: str) -> int:
+        """Slots of the input ring that ``proj`` delivers to (its leader's)."""
+        leader = self.postsynaptic_leader[proj]
+        return 1 + max(p.max_dendritic_delay for p in self.projections
+                       if self.postsynaptic_leader[p.name] == leader)
 
     # validation -------------------------------------------------------------
     def _check_names(self):
@@ -303,8 +348,9 @@ class NetworkBuilder:
     leaves the builder unchanged."""
 
     def __init__(self, dt: float = 0.1, batch_size: int = 1, seed: int = 0,
-                 precision="float32"):
-        self._net = Network(dt=dt, batch_size=batch_size, seed=seed, precision=precision)
+                 precision="float32", fuse_postsynaptic: bool = False):
+        self._net = Network(dt=dt, batch_size=batch_size, seed=seed, precision=precision,
+                            fuse_postsynaptic=fuse_postsynaptic)
 
     def _add(self, key: str, node):
         self._net = replace(self._net, **{key: getattr(self._net, key) + (node,)})

@@ -142,7 +142,8 @@ def _prepare_projection(prep: Prepared, proj: Projection, seed: int):
         _init_synapse_vars(prep, proj, syn, seed)
     _init_vars(prep, proj.name, wu.pre_vars, proj.wu_init, pre.size, seed)
     _init_vars(prep, proj.name, wu.post_vars, proj.wu_init, post.size, seed)
-    _init_vars(prep, proj.name, ps.vars, proj.ps_init, post.size, seed)
+    if net.postsynaptic_leader[proj.name] == proj.name:  # fused: the leader's vars serve
+        _init_vars(prep, proj.name, ps.vars, proj.ps_init, post.size, seed)
 
 
 def _store(prep: Prepared, key: str, var, values: np.ndarray):

@@ -67,12 +67,17 @@ _SYN = {"pre_vars": "[Var]", "post_vars": "[Var]", "pre_spike": "str", "post_spi
         "synapse_dynamics": "str", "pre_dynamics": "str", "post_dynamics": "str",
         "pre_spike_trace": "str", "post_spike_trace": "str", "pre_target": "str"}
 
+#: Fields added to format version 1 after files were written: their default
+#: when a file lacks them.
+ADDED_FIELDS = {"Network": {"fuse_postsynaptic": False}, "PostsynapticModel": {"linear": False}}
+
 #: kind name -> (class, {field: spec}); field order is the order written.
 KINDS: dict[str, tuple[type, dict[str, str]]] = {
     "Network": (Network, {
         "dt": "float", "batch_size": "int", "seed": "int", "precision": "precision",
         "populations": "[Population]", "projections": "[Projection]",
-        "current_sources": "[CurrentSource]", "custom_updates": "[CustomUpdate]"}),
+        "current_sources": "[CurrentSource]", "custom_updates": "[CustomUpdate]",
+        "fuse_postsynaptic": "bool"}),
     "Fixed": (Fixed, {"bits": "int", "frac": "int"}),
     "Population": (Population, {
         "name": "str", "model": "NeuronModel", "size": "int", "params": "{float}",
@@ -95,7 +100,7 @@ KINDS: dict[str, tuple[type, dict[str, str]]] = {
         **_MODEL, "sim": "str", "threshold": "str", "reset": "str", "events": "str",
         "inputs": "[str]", "native": "str", "doc": "str"}),
     "PostsynapticModel": (PostsynapticModel, {
-        **_MODEL, "code": "str", "current": "str", "doc": "str"}),
+        **_MODEL, "code": "str", "current": "str", "linear": "bool", "doc": "str"}),
     "WeightUpdateModel": (WeightUpdateModel, {**_MODEL, **_SYN, "doc": "str"}),
     "CurrentSourceModel": (CurrentSourceModel, {
         **_MODEL, "code": "str", "current": "str", "doc": "str"}),
@@ -374,8 +379,11 @@ def _decode_node(family: str, value, path: str, ctx: _Loader):
         raise ctx.error(path, f"a {kind} is not allowed here (expected {family})")
     cls, specs = KINDS[kind]
     builtins = BUILTINS.get(kind)
-    _check_keys(ctx, value, path, ["kind", *specs], ["builtin"] if builtins else [])
-    args = {name: _decode(spec, value[name], f"{path}.{name}", ctx) for name, spec in specs.items()}
+    later = ADDED_FIELDS.get(kind, {})
+    _check_keys(ctx, value, path, ["kind", *(s for s in specs if s not in later)],
+                ["builtin"] * bool(builtins) + list(later))
+    args = {name: _decode(spec, value[name], f"{path}.{name}", ctx) if name in value
+            else later[name] for name, spec in specs.items()}
     node = _construct(cls, args, path, ctx)
     if builtins is None or "builtin" not in value:
         return node

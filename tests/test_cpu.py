@@ -23,16 +23,18 @@ def private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SPIKEFORGE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
-def feature_network(precision="float32"):
-    """Small network touching every kernel kind: delays, STDP, procedural rows,
-    Poisson multiplicity, dendritic delays, noise, custom updates."""
+def feature_network(precision="float32", plastic=True):
+    """Small network touching every kernel kind: delays, STDP (static synapses
+    unless ``plastic``), procedural rows, Poisson multiplicity, dendritic delays,
+    noise, custom updates."""
     net = sf.NetworkBuilder(dt=0.5, batch_size=2, seed=3, precision=precision)
     lif = dict(C=1.0, tau_m=10.0, v_rest=0.0, v_reset=0.0, v_thresh=1.0, i_offset=0.0,
                tau_refrac=1.0)
     net.population("P", sf.PoissonSource, 30, params={"rate": 400.0})
     net.population("N", sf.LIF, 40, params=lif, init={"v": sf.Uniform(0.0, 1.0)})
     stdp = dict(tau_plus=10.0, tau_minus=10.0, a_plus=0.01, a_minus=0.012, w_min=0.0, w_max=0.5)
-    net.connect("P", "N", sf.FixedProbability(0.3), weight_update=sf.STDP, wu_params=stdp,
+    plasticity = dict(weight_update=sf.STDP, wu_params=stdp) if plastic else {}
+    net.connect("P", "N", sf.FixedProbability(0.3), **plasticity,
                 w=sf.Uniform(0.0, 0.3), postsynaptic=sf.ExpCurr, ps_params={"tau": 2.0}, delay=2)
     net.connect("N", "N", sf.FixedNumberPost(5, procedural=True), name="rec",
                 w=sf.Normal(-0.1, 0.05), delay=1)
@@ -51,9 +53,16 @@ def run_all(sim, steps=200):
         p: sim.spikes(p) for p in sim.record_spikes}
 
 
-def test_results_do_not_depend_on_thread_count():
-    net = feature_network()
-    state1, spikes1 = run_all(net.build("cpu", threads=1))
+@pytest.mark.parametrize("plastic, barriers", [(True, 2), (False, 1)], ids=["stdp", "static"])
+def test_results_do_not_depend_on_thread_count(plastic, barriers):
+    """STDP reads the presynaptic trace, which its owner updates in the neuron
+    phase: two barriers per step. Static synapses touch only their targets'
+    state: one barrier, each thread updating its neurons right after delivering."""
+    net = feature_network(plastic=plastic)
+    sim1 = net.build("cpu", threads=1)
+    run = sim1.source[sim1.source.index("int32_t sf_run("):]
+    assert run[:run.index("\n}")].count("SF_OMP(omp barrier)") == barriers
+    state1, spikes1 = run_all(sim1)
     state2, spikes2 = run_all(net.build("cpu", threads=2))
     assert sum(len(s[0]) for s in spikes1.values()) > 100
     for key in state1:

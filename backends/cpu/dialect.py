@@ -7,3 +7,4 @@ from spikeforge.backends.cstyle.render import Dialect
 class CpuDialect(Dialect):
     name = "cpu"
     runtime_params = True  # one library per network structure (see Dialect)
+    fuse_phases = True  # one barrier per step where the network allows (see Dialect)

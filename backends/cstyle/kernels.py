@@ -9,7 +9,7 @@ from spikeforge.network import Population
 from spikeforge.philox import stream_id
 
 from .elements import Binding, Element, indent
-from .layout import MAX_THREADS, needs_columns, spike_depth
+from .layout import MAX_THREADS, needs_columns
 
 
 # bindings -------------------------------------------------------------------------
@@ -120,8 +120,8 @@ def synapse_names(prog, proj, row: str, post: str, vi: str | None) -> dict:
 def delivery(prog, proj, row: str, post: str):
     net = prog.network
     n_post, n_pre = net.population(proj.post).size, net.population(proj.pre).size
-    ring = prog.ptr(f"inring:{proj.name}")
-    depth = proj.max_dendritic_delay + 1
+    ring = prog.ptr(f"inring:{net.postsynaptic_leader[proj.name]}")
+    depth = net.ring_depth(proj.name)
     scalar = prog.ctype("float")
 
     def deliver(call, args):
@@ -154,7 +154,7 @@ def event_rounds(prog, pop: str, lag: str, inner: list[str], index: str) -> list
     (segment t starts at sf_lo(n, t, T)), so neurons come in ascending order."""
     net = prog.network
     size = net.population(pop).size
-    depth = spike_depth(net, pop)
+    depth = prog.spike_depth(pop)
     counts, num, ids, team = (prog.ptr(f"{k}:{pop}") for k in ("spikes", "spk_n", "spk_id",
                                                                "spk_t"))
     total = prog.batch * size
@@ -328,7 +328,7 @@ def postsynaptic_block(prog, proj) -> list[str]:
     net = prog.network
     ps, tgt = proj.postsynaptic, net.population(proj.post)
     ring = prog.ptr(f"inring:{proj.name}")
-    depth = proj.max_dendritic_delay + 1
+    depth = net.ring_depth(proj.name)
     names = {**params(prog, proj.name),
              **params(prog, proj.name, "ps_params"), **builtins(prog),
              **vars_of(prog, proj.post, tgt.model.vars, tgt.size, "i", False, "_post"),
@@ -356,8 +356,8 @@ def summed_inputs(prog, pop: Population) -> list[str]:
     for source in prog.network.current_sources:
         if source.target == pop.name:
             lines += current_source_block(prog, source, pop)
-    for proj in prog.network.projections:
-        if proj.post == pop.name:
+    for proj in prog.network.projections:  # once per ring: fused ones share their leader's
+        if proj.post == pop.name and prog.network.postsynaptic_leader[proj.name] == proj.name:
             lines += postsynaptic_block(prog, proj)
     return lines
 
@@ -377,7 +377,7 @@ def neurons(prog, pop: Population) -> list[str]:
     if reset:
         body += ["if (k > 0) {", *indent(reset), "}"]
     body += el.stores()
-    depth = spike_depth(prog.network, pop.name)
+    depth = prog.spike_depth(pop.name)
     counts = prog.ptr(f"spikes:{pop.name}")
     body.append(f"{counts}[(sf_mod(S->step, {depth}) * {prog.batch} + b) * (int64_t){n} + i] = k;")
     if pop.name in prog.record_spikes:
@@ -444,7 +444,7 @@ def compact_spikes(prog, pop) -> list[str]:
     ascending order, as its segment of the step's spike list (same partition as
     the update loop, so no barrier in between). Spikes are rare, so blocks of
     neurons are first tested at once."""
-    n, depth = pop.size, spike_depth(prog.network, pop.name)
+    n, depth = pop.size, prog.spike_depth(pop.name)
     counts, num, ids, team = (prog.ptr(f"{k}:{pop.name}") for k in ("spikes", "spk_n", "spk_id",
                                                                     "spk_t"))
     base = f"(sf_mod(S->step, {depth}) * {prog.batch} + b) * (int64_t){n}"

@@ -50,8 +50,11 @@ def identity_index(var_index: np.ndarray) -> bool:
     return bool(np.array_equal(var_index, np.arange(len(var_index))))
 
 
-def spike_depth(network, pop: str) -> int:
-    return max([1] + [p.delay + 1 for p in network.projections if p.pre == pop])
+def spike_depth(network, pop: str, spare: int = 0) -> int:
+    """Slots of a population's spike ring: the longest axonal lag read (delay + 1
+    steps back) fits; ``spare`` more slots keep the slot written at a step apart
+    from every slot read in it (needed when no barrier separates the two)."""
+    return max([1] + [p.delay + 1 for p in network.projections if p.pre == pop]) + spare
 
 
 def needs_columns(proj) -> bool:
@@ -100,7 +103,8 @@ def runtime_values(prepared) -> dict[str, np.ndarray]:
     return {"params": params, "dims": dims}
 
 
-def layout(prepared, record_spikes=(), record_vars=()) -> tuple[list[Buffer], int]:
+def layout(prepared, record_spikes=(), record_vars=(), spare_spike_slots: int = 0
+           ) -> tuple[list[Buffer], int]:
     """The buffers of a prepared network and the recording chunk (steps)."""
     net, batch = prepared.network, prepared.network.batch_size
     scalar = np.dtype(prepared.dtype)
@@ -108,7 +112,7 @@ def layout(prepared, record_spikes=(), record_vars=()) -> tuple[list[Buffer], in
     for pop in net.populations:
         for name in ("i_syn", *pop.model.inputs):
             out.append(Buffer(f"input:{pop.name}.{name}", scalar, (batch, pop.size)))
-        depth = spike_depth(net, pop.name)
+        depth = spike_depth(net, pop.name, spare_spike_slots)
         out += [Buffer(f"spikes:{pop.name}", np.dtype(np.int32), (depth, batch, pop.size)),
                 Buffer(f"spk_n:{pop.name}", np.dtype(np.int32), (depth, batch, MAX_THREADS)),
                 Buffer(f"spk_t:{pop.name}", np.dtype(np.int32), (depth,)),
@@ -120,8 +124,9 @@ def layout(prepared, record_spikes=(), record_vars=()) -> tuple[list[Buffer], in
                     Buffer(f"ssa_next:{pop.name}", np.dtype(np.int64), (len(offsets) - 1,))]
     for proj in net.projections:
         n_post = net.population(proj.post).size
-        out.append(Buffer(f"inring:{proj.name}", scalar,
-                          (proj.max_dendritic_delay + 1, batch, n_post)))
+        if net.postsynaptic_leader[proj.name] == proj.name:  # fused ones share it
+            out.append(Buffer(f"inring:{proj.name}", scalar,
+                              (net.ring_depth(proj.name), batch, n_post)))
         syn = prepared.synapses.get(proj.name)
         if syn is None:
             continue

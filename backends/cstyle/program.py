@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from spikeforge.lang.tree import names_read
 from spikeforge.philox import stream_id
 
 from spikeforge import fixed as FX
@@ -20,7 +21,7 @@ from .fixed import helpers as fixed_helpers
 from .fixed import tables as fixed_tables
 from .render import Renderer
 from .elements import indent
-from .layout import MAX_THREADS, dim_slots, layout, param_slots, runtime_buffers
+from .layout import MAX_THREADS, dim_slots, layout, param_slots, runtime_buffers, spike_depth
 from .render import HELPERS
 
 OPENMP = """\
@@ -84,7 +85,9 @@ class Program:
         self.precision = self.network.precision
         self.batch = self.network.batch_size
         self.record_spikes, self.record_vars = tuple(record_spikes), tuple(record_vars)
-        self.buffers, self.chunk = layout(prepared, self.record_spikes, self.record_vars)
+        self.fused = dialect.fuse_phases and phases_fuse(self.network)
+        self.buffers, self.chunk = layout(prepared, self.record_spikes, self.record_vars,
+                                          int(self.fused))
         self.runtime = dialect.runtime_params and prepared.fixed is None  # fixed: folded
         if self.runtime:
             self.buffers = self.buffers + runtime_buffers(prepared)
@@ -153,6 +156,9 @@ class Program:
 
     def ptr(self, key: str) -> str:
         return f"S->{self.by_key[key].cname}"
+
+    def spike_depth(self, pop: str) -> int:
+        return spike_depth(self.network, pop, int(self.fused))
 
     def draw(self, call, args, counter: str):
         if self.fixed is not None:
@@ -226,11 +232,12 @@ class Program:
 
     def functions(self):
         """(name, body lines) of every phase function, in step order; None marks a
-        barrier. Two per step: phases 2-4 give every synapse to the thread owning
-        its target; then one loop per population runs, per neuron, its current
-        sources (phase 1), the postsynaptic models of its incoming projections
-        (phase 5) and its update (phase 6), which touch only that neuron, and each
-        thread lists the spikes of its own neurons (no serial section)."""
+        barrier. Phases 2-4 give every synapse to the thread owning its target;
+        then one loop per population runs, per neuron, its current sources
+        (phase 1), the postsynaptic models of its incoming projections (phase 5)
+        and its update (phase 6), which touch only that neuron, and each thread
+        lists the spikes of its own neurons (no serial section). Two barriers per
+        step, or one when ``fused`` (see phases_fuse)."""
         net = self.network
         for stage, render in (("pre", K.presynaptic), ("post", K.postsynaptic_spikes),
                               ("dyn", K.synapse_dynamics)):
@@ -238,7 +245,8 @@ class Program:
                 body = render(self, proj)
                 if body:
                     yield f"sf_{stage}_{index}", body
-        yield None
+        if not self.fused:
+            yield None
         for index, pop in enumerate(net.populations):
             yield f"sf_neurons_{index}", K.neurons(self, pop)
         yield None
@@ -257,7 +265,7 @@ class Program:
             *([self.function("static ", "sf_record_vars", K.record_vars(self)), ""]
               if self.record_vars else []),
             "/* Runs n_steps steps (at most the recording chunk) in one parallel region:",
-            "   every thread counts the steps itself; two barriers per step. */",
+            f"   every thread counts the steps itself; {2 - self.fused} barrier(s) per step. */",
             "int32_t sf_run(sf_state *S, int32_t n_steps)", "{",
             "    const int64_t step0 = S->step;", "    const uint32_t rng0 = S->rng_step;",
             "    SF_OMP(omp parallel num_threads(sf_max_threads()))",
@@ -312,6 +320,24 @@ class Program:
         lines.append("void sf_set_threads(int32_t n);")
         lines += [f"void sf_cu_{i}(sf_state *S);" for i, _ in enumerate(self.network.custom_updates)]
         return "\n".join(lines)
+
+
+def phases_fuse(network) -> bool:
+    """True when a thread may run the neuron phase right after its own synapse
+    phases, with no barrier between: the synapse phases of a step then touch
+    only state of the targets the thread owns (the same range in both phases)
+    and spike lists of earlier steps (one spare ring slot keeps them apart from
+    the slot being written). Not so when a synapse code reads a presynaptic
+    neuron var (``x_pre``) or presynaptic trace, which the source's owner
+    updates in the neuron phase, or delivers to the source (``deliver_pre``)."""
+    for proj in network.projections:
+        wu = proj.weight_update
+        pre = network.population(proj.pre)
+        read = set().union(*(names_read(wu.parsed[f]) for f in wu.SYNAPSE_FIELDS))
+        pre_side = {v.name for v in wu.pre_vars} | {f"{v.name}_pre" for v in pre.model.vars}
+        if proj.uses("deliver_pre") or read & pre_side:
+            return False
+    return True
 
 
 def stream_literal(name: str) -> str:

@@ -48,6 +48,10 @@ class Dialect:
     # Read float params and synapse counts from buffers at run time (not baked),
     # so networks differing only in those values share one compiled library.
     runtime_params = False
+    # Let a thread update its neurons right after delivering to them (no barrier
+    # between the synapse phases and the neuron phase) when the network allows it
+    # (see Program.phases_fuse); the dialect's step loop must be a thread team.
+    fuse_phases = False
 
     def float_type(self, precision: str) -> str:
         return self.float_types[precision]

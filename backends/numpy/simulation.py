@@ -50,10 +50,13 @@ class NumpySimulation(Simulation):
             depth[proj.pre] = max(depth[proj.pre], proj.delay + 1)
         self.spike_ring = {p.name: np.zeros((depth[p.name], batch, p.size), dtype=np.int32)
                            for p in net.populations}
+        leader = net.postsynaptic_leader  # fused projections share their leader's ring
         self.input_ring = {
-            proj.name: np.zeros((proj.max_dendritic_delay + 1, batch,
+            proj.name: np.zeros((net.ring_depth(proj.name), batch,
                                  net.population(proj.post).size), dtype=self.work_dtype)
-            for proj in net.projections}
+            for proj in net.projections if leader[proj.name] == proj.name}
+        for proj in net.projections:
+            self.input_ring[proj.name] = self.input_ring[leader[proj.name]]
         self.ssa_next = {name: offsets[:-1].copy()
                          for name, (offsets, _) in self.prepared.spike_steps.items()}
 
@@ -241,6 +244,9 @@ class NumpySimulation(Simulation):
 
     # phase 5 ----------------------------------------------------------------------
     def _phase_postsynaptic_model(self, proj, inputs):
+        """Once per ring: a fused projection's input is its leader's."""
+        if self.network.postsynaptic_leader[proj.name] != proj.name:
+            return
         ps, post = proj.postsynaptic, self.network.population(proj.post)
         ring = self.input_ring[proj.name]
         slot = self.step % len(ring)

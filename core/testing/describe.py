@@ -111,7 +111,8 @@ def describe(network: Network) -> str:
     """A short human-readable listing of a network (for failure messages); the code
     of user-defined models follows the nodes."""
     lines = [(f"Network(dt={network.dt}, batch_size={network.batch_size}, "
-              f"seed={network.seed}, precision={network.precision})")]
+              f"seed={network.seed}, precision={network.precision}"
+              f"{', fuse_postsynaptic=True' if network.fuse_postsynaptic else ''})")]
     user = {}
     for pop in network.populations:
         text = (f"  population {pop.name}: {pop.model.name} x{pop.size} "

@@ -139,7 +139,8 @@ def _network(draw, **options) -> Network:
     cfg = SimpleNamespace(**options)
     batch, precision = draw(st.sampled_from(cfg.batch_sizes)), draw(st.sampled_from(cfg.precisions))
     net = NetworkBuilder(dt=draw(st.sampled_from(DTS)), batch_size=batch,
-                         seed=draw(st.integers(0, 2**32 - 1)), precision=precision)
+                         seed=draw(st.integers(0, 2**32 - 1)), precision=precision,
+                         fuse_postsynaptic=draw(st.booleans()))
     ctx = _Ctx(cfg, net, batch, isinstance(precision, Fixed))
     for i in range(draw(st.integers(1, cfg.max_populations))):
         _population(draw, ctx, i)
@@ -329,7 +330,8 @@ def _postsynaptic(draw, ctx: _Ctx, post: Population, scale: float, index: int):
     init = {}
     if draw(st.booleans()):
         init[var] = _init(draw, -0.5 * scale, scale, _shapes([(post.size,)], True, ctx.batch))
-    return model, {"tau": draw(_num(1, 10))}, init
+    tau = draw(st.one_of(st.sampled_from([2.0, 5.0]), _num(1, 10)))  # equal taus can fuse
+    return model, {"tau": tau}, init
 
 
 # current sources and custom updates -----------------------------------------------------------
