@@ -125,21 +125,51 @@ def time_calls(fn, x, repeats: int, name: str) -> dict:
         cpu.append(time.process_time() - c0)
         wall.append(time.perf_counter() - t0)
     return {f"{name}_ms": 1e3 * float(np.median(wall)),
-            f"{name}_cpu_ms": 1e3 * float(np.median(cpu)), "latency_repeats": repeats}
+            f"{name}_cpu_ms": 1e3 * float(np.median(cpu)), f"{name}_repeats": repeats}
 
 
-def eprop_latency(model, x, repeats: int) -> dict:
-    """Batch-1 latency: the exported inference network (no learning machinery) on the
-    cpu backend at 1 thread, per sample: reset + set input + run T+2 steps + softmax;
-    and ``model.predict(batch_size=1)`` (the training network, learning vars included)."""
+def eprop_latency(model, x, repeats: int, y=None) -> dict:
+    """Batch-1 latency on the cpu backend at 1 thread, per sample.
+
+    ``latency``: ``model.inference()`` (spikeforge.train.inference.InferenceModel: the
+    exported network without recordings; custom-update reset + set input + run T+2
+    steps in one call + softmax), its phases through the Simulation API
+    (``phase_*``), the old path ``run_exported`` (``sim.reset()``, spike recording on:
+    ``latency_export``) and ``model.predict(batch_size=1)`` (the training network)."""
     from spikeforge.train.export import run_exported
+    inf = model.inference("cpu", steps=x.shape[1], threads=1)
     net, _ = model.export(steps=x.shape[1], batch_size=1)
     sim = net.build("cpu", threads=1)
-    agree = int(run_exported(sim, x[:1]).argmax() == model.predict(x[:1], batch_size=1).argmax())
-    return {"export_agrees_with_predict": agree,
-            **time_calls(lambda xb: run_exported(sim, xb), x, repeats, "latency"),
-            **time_calls(lambda xb: model.predict(xb, batch_size=1), x, repeats,
-                         "latency_predict")}
+    k = min(20, len(x))
+    old = np.concatenate([run_exported(sim, x[i:i + 1]) for i in range(k)])
+    out = {"inference_vs_export_max_abs_diff": float(np.abs(inf.predict_proba(x[:k]) - old).max()),
+           "export_agrees_with_predict": int(old[0].argmax() ==
+                                             model.predict(x[:1], batch_size=1).argmax()),
+           **time_calls(lambda xb: inf.predict_proba(xb[0]), x, repeats, "latency"),
+           **inference_phases(inf, x, repeats),
+           **time_calls(lambda xb: run_exported(sim, xb), x, repeats, "latency_export"),
+           **time_calls(lambda xb: model.predict(xb, batch_size=1), x, min(repeats, 50),
+                        "latency_predict")}
+    if y is not None:
+        out["inference_test_accuracy"] = inf.accuracy(x, y)
+    return out
+
+
+def inference_phases(inf, x, repeats: int) -> dict:
+    """Median CPU-ms of each phase of ``InferenceModel`` (Simulation API calls)."""
+    from spikeforge.train.export import _softmax
+    sim, steps = inf.sim, inf.steps + 2
+    phases = {"reset": lambda i: sim.custom_update("reset"),
+              "set_input": lambda i: sim.set("sample.x", x[i % len(x)].reshape(1, -1)),
+              "run": lambda i: sim.run(steps=steps, progress=False),
+              "read_softmax": lambda i: _softmax(sim.get("out.ysum") / sim.get("out.nst"))}
+    cpu = {name: [] for name in phases}
+    for i in range(repeats):
+        for name, fn in phases.items():            # in order: a real sample each time
+            c0 = time.process_time()
+            fn(i)
+            cpu[name].append(time.process_time() - c0)
+    return {f"phase_{k}_cpu_ms": 1e3 * float(np.median(v)) for k, v in cpu.items()}
 
 
 def job_eprop_accuracy(spec) -> dict:
@@ -157,7 +187,7 @@ def job_eprop_accuracy(spec) -> dict:
     out["train_accuracy"] = float(model.evaluate((xtr[:500], ytr[:500]))["accuracy"])
     np.savez(weights_file(spec, ".npz"), **model.weights())
     if spec.get("latency"):
-        out.update(eprop_latency(model, xte, spec["latency"]))
+        out.update(eprop_latency(model, xte, spec["latency"], yte))
     return out
 
 
@@ -309,7 +339,7 @@ def job_latency(spec) -> dict:
         with np.load(weights_file(src, ".npz")) as z:
             model.set_weights({k: z[k] for k in z.files})
         acc = float(model.evaluate((xte, yte))["accuracy"])
-        return {"test_accuracy": acc, **eprop_latency(model, xte, spec["repeats"])}
+        return {"test_accuracy": acc, **eprop_latency(model, xte, spec["repeats"], yte)}
     torch = torch_setup(1)
     alif, lstm = torch_models()
     model = alif(1000.0 / spec["T"]) if spec["method"] == "bptt" else lstm()
@@ -422,13 +452,27 @@ def cmd_throughput(args):
                                "hp": HP})
 
 
+def source_epochs(items: list[str]) -> dict:
+    """``["3", "lstm=10"]`` -> {None: 3, "lstm": 10} (None: every other method)."""
+    out = {}
+    for item in items:
+        method, _, value = item.rpartition("=")
+        try:
+            out[method or None] = int(value)
+        except ValueError:
+            raise SystemExit(f"--epochs: expected E or METHOD=E, got {item!r}") from None
+    return out
+
+
 def cmd_latency(args):
     data = str(data_file(args, "conventional", args.T))
+    epochs = source_epochs(args.epochs)
     for method in args.method:
-        source = f"accuracy/{method}/conventional/T{args.T}/e{args.epochs}/t1"
-        key = f"latency/{method}/conventional/T{args.T}/e{args.epochs}/r{args.repeats}"
+        e = epochs.get(method, epochs.get(None, 1))
+        source = f"accuracy/{method}/conventional/T{args.T}/e{e}/t1"
+        key = f"latency/{method}/conventional/T{args.T}/e{e}/r{args.repeats}{args.tag}"
         run_job(args, {"key": key, "kind": "latency", "method": method, "T": args.T,
-                       "epochs": args.epochs, "threads": 1, "source": source, "data": data,
+                       "epochs": e, "threads": 1, "source": source, "data": data,
                        "repeats": args.repeats, "hp": HP})
 
 
@@ -447,12 +491,20 @@ def cmd_table(args):
               f"{_fmt(r.get('train_accuracy'), '{:.3f}')} | {_fmt(r.get('train_cpu_s'), '{:.0f}')}"
               f" | {_fmt(r.get('latency_ms'))} |")
     lat = [r for r in res if r["kind"] == "latency"]
-    print("\n| model (trained by) | test acc | batch-1 wall ms | batch-1 CPU ms "
-          "| predict() wall ms | predict() CPU ms |\n|---|---|---|---|---|---|")
-    for r in sorted(lat, key=lambda r: r["method"]):
-        print(f"| {r['method']} ({r['source']}) | {_fmt(r.get('test_accuracy'), '{:.3f}')} | "
-              f"{_fmt(r.get('latency_ms'))} | {_fmt(r.get('latency_cpu_ms'))} | "
-              f"{_fmt(r.get('latency_predict_ms'))} | {_fmt(r.get('latency_predict_cpu_ms'))} |")
+    print("\n| model (trained by) | date | test acc | batch-1 CPU ms | batch-1 wall ms "
+          "| old export path CPU ms | predict() CPU ms | load avg |\n|---|---|---|---|---|---|---|---|")
+    for r in sorted(lat, key=lambda r: (r["date"], r["method"])):
+        print(f"| {r['method']} ({r['source']}) | {r['date'][:16]} | "
+              f"{_fmt(r.get('test_accuracy'), '{:.3f}')} | {_fmt(r.get('latency_cpu_ms'))} | "
+              f"{_fmt(r.get('latency_ms'))} | {_fmt(r.get('latency_export_cpu_ms'))} | "
+              f"{_fmt(r.get('latency_predict_cpu_ms'))} | {r['load_avg_1m']:.1f} |")
+    phased = [r for r in lat if "phase_run_cpu_ms" in r]
+    if phased:
+        print("\n| e-prop inference phase (CPU ms, median) | reset | set input | run T+2 steps "
+              "| read + softmax |\n|---|---|---|---|---|")
+        for r in phased:
+            print(f"| {r['key']} | " + " | ".join(_fmt(r[f"phase_{k}_cpu_ms"]) for k in
+                                                  ("reset", "set_input", "run", "read_softmax")) + " |")
     thr = [r for r in res if r["kind"] == "throughput"]
     print("\n| method | T | threads | samples/s | CPU-s/sample | peak RSS MB | RSS before model MB "
           "| load avg |\n|---|---|---|---|---|---|---|---|")
@@ -492,9 +544,13 @@ def main(argv=None):
     lat = sub.add_parser("latency", help="batch-1 latency of models trained by 'accuracy'")
     lat.add_argument("--method", nargs="+", default=["eprop", "lstm"],
                      choices=["eprop", "bptt", "lstm"])
-    lat.add_argument("--epochs", type=int, default=1, help="of the accuracy job to load")
+    lat.add_argument("--epochs", nargs="+", default=["1"],
+                     help="epochs of the accuracy job to load: E, or METHOD=E per method "
+                          "(e.g. --epochs 3 lstm=10)")
     lat.add_argument("--T", type=int, default=250)
     lat.add_argument("--repeats", type=int, default=50)
+    lat.add_argument("--tag", default="",
+                     help="appended to the job key (to re-measure a job already in --out)")
     sub.add_parser("table")
     args = p.parse_args(argv)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)

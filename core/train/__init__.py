@@ -5,12 +5,14 @@
                   loss="sum", feedback="symmetric", optimizer=Adam(lr=1e-3), backend="cpu")
     history = model.fit((x, y), epochs=3, batch_size=32, validation=(xv, yv))
     model.evaluate((xt, yt)); model.predict(xt); net, weights = model.export()
+    fast = model.inference("cpu"); fast.classify(x[0])    # low-latency batch-1 inference
 
 Equations, update order, the learning-signal lag and tolerances: docs/eprop.md.
 """
 
 from .callbacks import Callback, Checkpoint, EarlyStopping, SpikeRecorder, VarRecorder
 from .compiler import Input, Readout, Recurrent
+from .inference import InferenceModel
 from .optim import SGD, Adam, ConstantLR, CosineDecay, ExponentialDecay, StepDecay
 from .trainer import EProp
 
@@ -24,6 +26,7 @@ __all__ = [
            "EProp",
            "EarlyStopping",
            "ExponentialDecay",
+           "InferenceModel",
            "Input",
            "Readout",
            "Recurrent",

@@ -222,6 +222,18 @@ class EProp:
 
         return export(self, steps, batch_size, precision)
 
+    def inference(self, backend: str | None = None, steps: int | None = None,
+                  batch_size: int = 1, precision=None, **build_options):
+        """A low-latency :class:`~spikeforge.train.inference.InferenceModel` of the
+        exported network on ``backend`` (default: the training backend; cpu: 1 thread
+        unless ``threads=`` is given)."""
+        from .inference import InferenceModel
+
+        backend = backend or self.backend
+        if backend == "cpu":
+            build_options.setdefault("threads", 1)
+        return InferenceModel(self, backend, steps, batch_size, precision, **build_options)
+
     # checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self, path) -> None:
         """Atomically write weights, optimiser state, history and the fit position."""
