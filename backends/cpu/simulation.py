@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from spikeforge.backends.cstyle.layout import initial_values
+from spikeforge.backends.cstyle.layout import initial_values, run_buffers
 from spikeforge.backends.cstyle.program import Program
 from spikeforge.simulation import Simulation
 
@@ -72,10 +72,10 @@ class CpuSimulation(Simulation):
         self.c.seed = self.seed
 
     def _reset_buffers(self):
-        fresh = initial_values(self.prepared, self.program.buffers)
-        for key, array in self.buffers.items():
-            if not key.startswith("state:"):
-                array[...] = fresh[key]
+        """Restore what a run changes (state is reset by the base class); the
+        connectivity and params never change, so they are not rebuilt."""
+        for key, fresh in initial_values(self.prepared, run_buffers(self.program.buffers)).items():
+            self.buffers[key][...] = fresh
 
     def _rebuild(self):
         self._load()

@@ -148,19 +148,30 @@ def layout(prepared, record_spikes=(), record_vars=(), spare_spike_slots: int = 
     return out, chunk
 
 
+#: Buffer kinds a run changes (the rest, e.g. connectivity, never changes):
+#: what a reset has to restore besides the state.
+RUN_KINDS = ("input", "spikes", "spk_n", "spk_t", "spk_id", "ssa_next", "inring", "rec_spikes",
+             "rec_var")
+
+
+def run_buffers(buffers: list[Buffer]) -> list[Buffer]:
+    return [b for b in buffers if b.key.partition(":")[0] in RUN_KINDS]
+
+
 def initial_values(prepared, buffers: list[Buffer]) -> dict[str, np.ndarray]:
-    """Host arrays for every buffer, filled with their initial contents."""
+    """Host arrays for the given buffers, filled with their initial contents."""
     arrays = {}
     for buf in buffers:
         kind, _, name = buf.key.partition(":")
         arrays[buf.key] = np.zeros(buf.shape, dtype=buf.dtype)
         if kind == "state":
             arrays[buf.key][...] = prepared.state[name]
+        elif kind == "spk_t":
+            arrays[buf.key][...] = 1  # no spikes yet: one empty segment
     for proj, syn in prepared.synapses.items():
-        arrays[f"rowptr:{proj}"][...] = syn.row_ptr
-        arrays[f"post:{proj}"][...] = syn.post
-        if f"vidx:{proj}" in arrays:
-            arrays[f"vidx:{proj}"][...] = syn.var_index
+        _fill(arrays, f"rowptr:{proj}", lambda: syn.row_ptr)
+        _fill(arrays, f"post:{proj}", lambda: syn.post)
+        _fill(arrays, f"vidx:{proj}", lambda: syn.var_index)
         if f"colptr:{proj}" in arrays:
             order = np.argsort(syn.post, kind="stable")
             counts = np.bincount(syn.post, minlength=len(arrays[f"colptr:{proj}"]) - 1)
@@ -168,13 +179,14 @@ def initial_values(prepared, buffers: list[Buffer]) -> dict[str, np.ndarray]:
             arrays[f"colsyn:{proj}"][...] = order
             arrays[f"pre:{proj}"][...] = syn.pre
     for pop, (offsets, steps) in prepared.spike_steps.items():
-        arrays[f"ssa_off:{pop}"][...] = offsets
-        arrays[f"ssa_steps:{pop}"][...] = steps
-        arrays[f"ssa_next:{pop}"][...] = offsets[:-1]
+        _fill(arrays, f"ssa_off:{pop}", lambda: offsets)
+        _fill(arrays, f"ssa_steps:{pop}", lambda: steps)
+        _fill(arrays, f"ssa_next:{pop}", lambda: offsets[:-1])
     for key, values in runtime_values(prepared).items():
-        if key in arrays:
-            arrays[key][...] = values
-    for key in arrays:
-        if key.startswith("spk_t:"):
-            arrays[key][...] = 1  # no spikes yet: one empty segment
+        _fill(arrays, key, lambda: values)
     return arrays
+
+
+def _fill(arrays: dict, key: str, values) -> None:
+    if key in arrays:
+        arrays[key][...] = values()

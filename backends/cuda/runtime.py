@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from spikeforge import fixed as F
 from spikeforge.backends.cstyle import INCLUDE_DIR
-from spikeforge.backends.cstyle.layout import initial_values
+from spikeforge.backends.cstyle.layout import initial_values, run_buffers
 from spikeforge.simulation import Simulation
 
 from .compile import RTC_FLAGS
@@ -70,7 +70,8 @@ class CudaSimulation(Simulation):
         self._load()
 
     def _reset_buffers(self):
-        self._upload(initial_values(self.prepared, self.program.buffers), everything=False)
+        self._upload(initial_values(self.prepared, run_buffers(self.program.buffers)),
+                     everything=False)
 
     # state --------------------------------------------------------------------------
     def _pull(self, name: str) -> np.ndarray:

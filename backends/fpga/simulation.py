@@ -20,7 +20,7 @@ need no copies; buffers are synced before and after every call.
 from __future__ import annotations
 
 import numpy as np
-from spikeforge.backends.cstyle.layout import initial_values
+from spikeforge.backends.cstyle.layout import initial_values, run_buffers
 from spikeforge.simulation import Simulation
 
 from .csim import CSimLibrary
@@ -113,10 +113,8 @@ class FpgaSimulation(Simulation):
         self._run(self.network.custom_updates.index(cu) + 1, 0)
 
     def _reset_buffers(self) -> None:
-        fresh = initial_values(self.prepared, self.program.buffers)
-        for key, array in self.by_key.items():
-            if not key.startswith("state:"):
-                array[...] = fresh[key]
+        for key, fresh in initial_values(self.prepared, run_buffers(self.program.buffers)).items():
+            self.by_key[key][...] = fresh
 
     def _rebuild(self) -> None:
         self._load()
