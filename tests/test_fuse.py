@@ -98,6 +98,24 @@ def test_model_file_keeps_the_flag(tmp_path):
     assert sf.load(tmp_path / "m.json") == net
 
 
+def test_fused_delta_inputs_sum_exactly(backend, probe_model):
+    """Oracle: two fused Delta projections from a spike-source array (one with an
+    axonal delay of 2 steps) put w_a + w_b into the probe's input exactly."""
+    net = sf.NetworkBuilder(dt=1.0, fuse_postsynaptic=True)
+    net.population("S", sf.SpikeSourceArray, 2, spike_times=[[1.0, 4.0], [2.0]])
+    net.population("P", probe_model, 2)
+    net.connect("S", "P", sf.Dense(), name="a", w=0.5)
+    net.connect("S", "P", sf.OneToOne(), name="b", w=0.25, delay=2)
+    assert net.network().postsynaptic_leader["b"] == "a"
+    sim = net.build(backend, record_vars=["P.x"])
+    sim.run(steps=8, progress=False)
+    expected = np.zeros((8, 2))
+    expected[[2, 5, 3], :] += 0.5          # Dense: every spike reaches both probes at t+1
+    expected[[4, 7], 0] += 0.25            # OneToOne, delay 2: source 0's spikes at t+3
+    expected[5, 1] += 0.25                 # source 1's spike at step 2
+    np.testing.assert_array_equal(sim.trace("P.x")[1].reshape(8, 2), expected)
+
+
 @pytest.mark.parametrize("precision", ["float32", sf.Fixed(32, 16)], ids=["float32", "fixed"])
 def test_every_backend_matches_the_reference_on_a_fused_network(backend, precision):
     net = fused_network(precision, batch_size=2)

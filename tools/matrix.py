@@ -84,6 +84,14 @@ def _connected(conn=None, **kw) -> sf.Network:
     return net.network()
 
 
+def _fused() -> sf.Network:
+    net = _src_lif(sf.NetworkBuilder(dt=0.5, seed=11, fuse_postsynaptic=True), size=4)
+    exp = {"postsynaptic": sf.ExpCurr, "ps_params": {"tau": 2.0}}
+    net.connect("S", "N", sf.Dense(), name="a", w=4.0, **exp)
+    net.connect("S", "N", sf.OneToOne(), name="b", w=3.0, delay=1, **exp)
+    return net.network()
+
+
 def _driven(model, params, amp, init=None, size=3, **net_kw) -> sf.Network:
     net = _net(**net_kw)
     net.population("N", model, size, params=params, init=init or {})
@@ -287,6 +295,8 @@ FEATURES: tuple[Feature, ...] = (
             ("conn:FixedProbability:procedural", "conn:FixedNumberPost:procedural")),
     Feature("conn:Conv2D", "connectivity Conv2D (shared kernel)", _conv2d,
             (f"{_D}test_conv2d",), ("conn:Conv2D", "values:kernel")),
+    Feature("ps:fused", "fused postsynaptic models (`fuse_postsynaptic`)", _fused,
+            ("test_fuse.py::test_fused_delta_inputs_sum_exactly",), ("ps:fused",)),
     Feature("delay:axonal", "axonal delays", lambda: _connected(delay=3),
             (f"{_T}test_axonal_delay_arrives_at_t_plus_1_plus_d",), ("delay:axonal",)),
     Feature("delay:dendritic", "dendritic delays (`deliver_delayed`, StaticPulseDendriticDelay)",

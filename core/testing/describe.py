@@ -41,7 +41,7 @@ def _values_tag(network: Network, proj: Projection, init: Values) -> str:
 def features(network: Network) -> set[str]:
     """Tags of what a network exercises, e.g. ``neuron:LIF``, ``neuron:user``,
     ``conn:Conv2D``, ``conn:FixedProbability:procedural``, ``init:Values``,
-    ``wu:STDP``, ``ps:ExpCurr``, ``cs:GaussianNoise``, ``delay:axonal``,
+    ``wu:STDP``, ``ps:ExpCurr``, ``ps:fused``, ``cs:GaussianNoise``, ``delay:axonal``,
     ``delay:dendritic``, ``input:target``, ``input:pre_target``, ``ssa:per_batch``,
     ``cu:reduce:batch``, ``cu:reduce:neurons``, ``cu:followup``, ``cu:every_step``,
     ``cu:host``, ``cu:projection``, ``batch:1``, ``batch:>1``, ``precision:<p>``."""
@@ -59,6 +59,7 @@ def features(network: Network) -> set[str]:
         tags |= {"delay:dendritic"} if proj.max_dendritic_delay else set()
         tags |= {"input:target"} if proj.target != "i_syn" else set()
         tags |= {"input:pre_target"} if wu.pre_target else set()
+        tags |= {"ps:fused"} if network.postsynaptic_leader[proj.name] != proj.name else set()
         tags |= {_values_tag(network, proj, proj.wu_init[v.name]) for v in wu.vars
                  if isinstance(proj.wu_init[v.name], Values)}
     for inits in _inits_of(network):
