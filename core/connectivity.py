@@ -6,17 +6,50 @@ so stored and procedural (regenerated per spiking row) connectivity produce
 the same synapses in the same order. Random kinds draw integers only
 (Bernoulli as word < p 2^32, targets as (word n) >> 32), so every backend can
 regenerate them exactly. Stream: ``"<projection>.connectivity"``.
+
+FixedProbability and FixedTotalNumber run in the native host helper
+(``spikeforge.native``) when it is available, with ``post`` as int32 (whenever
+targets and synapse count fit); the NumPy code is the definition and fallback.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import native
 from .philox import Philox, bernoulli, uniform_int
 
 ROW_CHUNK_WORDS = 1 << 18  # bound on words generated at once (peak memory)
+INT32_LIMIT = 1 << 31
+
+
+_IDENTITY: list = [None]  # weak reference to the shared identity array
+
+
+def identity_index(n: int) -> np.ndarray:
+    """``arange(n)`` as a read-only int32 view of one shared array (grown by
+    doubling), so the identity var_index of every projection costs 4 bytes per
+    synapse of the largest projection, not of all of them; int64 past 2**31."""
+    if n >= INT32_LIMIT:
+        return np.arange(n, dtype=np.int64)
+    base = _IDENTITY[0]() if _IDENTITY[0] is not None else None
+    if base is None or len(base) < n:
+        size = max(n, 2 * len(base)) if base is not None else n
+        base = np.arange(min(size, INT32_LIMIT - 1), dtype=np.int32)
+        base.setflags(write=False)
+        _IDENTITY[0] = weakref.ref(base)
+    return base[:n]
+
+
+def _native(work: int, n_post: int, n_syn: int = 0):
+    """The host helper when worth it (``work`` words) and int32 holds targets and
+    synapse count, else None."""
+    if work < native.MIN_NATIVE or max(n_post, n_syn) >= INT32_LIMIT:
+        return None
+    return native.host()
 
 
 @dataclass(frozen=True)
@@ -161,6 +194,13 @@ class FixedProbability(Connectivity):
 
     def rows(self, rng, rows, n_pre, n_post, same_pop):
         rows = np.asarray(rows, dtype=np.int64)
+        lib = _native(len(rows) * n_post, n_post, len(rows) * n_post)
+        if lib is not None:
+            threshold = min(int(np.floor(float(self.p) * 2**32)), 2**32)
+            counts, post = lib.probability(rows, n_post, threshold, same_pop and not self.autapses,
+                                           rng.key, float(self.p) * len(rows) * n_post)
+            row_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            return Synapses(row_ptr, post, np.full(len(post), -1, dtype=np.int64), -1)
         parts = []
         step = max(1, ROW_CHUNK_WORDS // max(n_post, 1))
         for start in range(0, len(rows), step):
@@ -223,6 +263,10 @@ class FixedTotalNumber(Connectivity):
             raise ValueError(f"FixedTotalNumber: n must be an int >= 0, got {self.n!r}")
 
     def materialise(self, rng, n_pre, n_post, same_pop):
+        lib = _native(self.n, n_post, self.n) if n_pre >= 1 and n_post >= 1 else None
+        if lib is not None:
+            row_ptr, post = lib.total(self.n, n_pre, n_post, rng.key)
+            return Synapses(row_ptr, post, identity_index(self.n), self.n)
         w = np.stack(rng.words(0, np.arange((self.n + 1) // 2), 0, 0), axis=-1)
         w = w.reshape(-1, 2)[: self.n]
         pre, post = uniform_int(w[:, 0], n_pre), uniform_int(w[:, 1], n_post)
@@ -323,4 +367,4 @@ def with_synapse_indices(syn: Synapses) -> Synapses:
     """Fill var_index = synapse index for kinds that generate rows without one."""
     if syn.n_var >= 0:
         return syn
-    return Synapses(syn.row_ptr, syn.post, np.arange(len(syn.post), dtype=np.int64), len(syn.post))
+    return Synapses(syn.row_ptr, syn.post, identity_index(len(syn.post)), len(syn.post))

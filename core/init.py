@@ -4,6 +4,11 @@ Each element draws from its own counter, so values do not depend on array
 layout: c0 = attempt (NormalClipped redraws), c1/c2 = element (neuron, 0) or
 (presynaptic row, position in row), c3 = (batch << 8). The key's stream is
 ``"<owner>.<var>.init"``.
+
+``draw`` is what host-side preparation calls: it evaluates the built-in random
+initialisers in the native host helper (``spikeforge.native``) when available,
+bit for bit equal to their ``sample`` methods, which remain the definition and
+the fallback.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .philox import Philox, pack_c3, uniform_from_word, normal_from_words, exponential_from_word
+from . import native
+from .philox import Philox, exponential_from_word, normal_from_words, pack_c3, uniform_from_word
 
 MAX_REDRAWS = 64
 
@@ -149,6 +155,101 @@ class Values(Init):
         return isinstance(other, Values) and np.array_equal(self.values, other.values)
 
     __hash__ = None
+
+
+CHUNK = 1 << 16  # elements per native chunk: the float64 scratch stays in cache
+
+
+def rows_positions(row_ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, position in row) of every entry of CSR ``row_ptr``."""
+    lengths = np.diff(row_ptr)
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    return rows, np.arange(int(row_ptr[-1])) - np.repeat(row_ptr[:-1], lengths)
+
+
+def _counters(row_ptr, elements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(c1, c2) of the given element indices."""
+    if row_ptr is None:
+        return elements, np.zeros_like(elements)
+    rows = np.searchsorted(row_ptr, elements, side="right") - 1
+    return rows, elements - row_ptr[rows]
+
+
+def draw(init: Init, rng: Philox, n: int, n_batch: int | None = None, row_ptr=None,
+         dtype=np.float64) -> np.ndarray:
+    """Values of ``init`` for ``n`` elements, cast from float64 to ``dtype``.
+
+    Element e draws at counter (c1, c2) = (e, 0), or, given a CSR ``row_ptr``
+    over the n elements, (row of e, position of e in its row). Shape
+    ``(n_batch, n)`` with c3 = b << 8 for batch b, or ``(n,)`` with c3 = 0.
+    Equals ``init.sample(rng, c1, c2, b).astype(dtype)`` bit for bit: the
+    native helper only supplies the uniforms (exact), every floating-point
+    operation after them is the same NumPy ufunc as in ``sample``.
+    """
+    shape = (n,) if n_batch is None else (n_batch, n)
+    if type(init) is Constant:
+        return np.full(shape, float(init.value), dtype=dtype)
+    lib = None
+    if type(init) in _NATIVE and n * (n_batch or 1) >= native.MIN_NATIVE:
+        lib = native.host()
+    if lib is None:
+        c1, c2 = (np.arange(n), 0) if row_ptr is None else rows_positions(np.asarray(row_ptr))
+        b = 0 if n_batch is None else np.arange(n_batch)[:, None]
+        return np.array(np.broadcast_to(init.sample(rng, c1, c2, b), shape), dtype=dtype)
+    result = np.empty(shape, dtype=dtype)
+    out = result.reshape(n_batch or 1, n)
+    rp = None if row_ptr is None else np.ascontiguousarray(row_ptr, dtype=np.int64)
+    firsts = np.arange(0, n, CHUNK)
+    rows = firsts if rp is None else np.searchsorted(rp, firsts, side="right") - 1
+    two = type(init) in (Normal, NormalClipped)
+    u0, u1 = np.empty(CHUNK), (np.empty(CHUNK) if two else None)
+    for b in range(n_batch or 1):
+        for first, row in zip(firsts.tolist(), rows.tolist()):
+            m = min(CHUNK, n - first)
+            lib.uniforms(rng.key, b << 8, rp, row, first, u0[:m], None if u1 is None else u1[:m])
+            x = _NATIVE[type(init)](init, u0[:m], None if u1 is None else u1[:m])
+            if type(init) is NormalClipped:
+                _redraw(init, rng, x, rp, first, b)
+            out[b, first:first + m] = x
+    return result
+
+
+def _uniform(init: Uniform, u, _):
+    np.multiply(u, init.high - init.low, out=u)
+    return np.add(u, init.low, out=u)
+
+
+def _normal_z(u0, u1):
+    """``normal_from_words`` on the uniforms, in place in u0 (same ufuncs, same order)."""
+    np.log(u0, out=u0)
+    np.multiply(u0, -2.0, out=u0)
+    np.sqrt(u0, out=u0)
+    np.multiply(u1, 2.0 * np.pi, out=u1)
+    np.cos(u1, out=u1)
+    return np.multiply(u0, u1, out=u0)
+
+
+def _normal(init, u0, u1):
+    z = _normal_z(u0, u1)
+    np.multiply(z, init.sd, out=z)
+    return np.add(z, init.mean, out=z)
+
+
+def _exponential(init: Exponential, u, _):
+    np.log(u, out=u)
+    np.negative(u, out=u)
+    return np.multiply(u, init.scale, out=u)
+
+
+def _redraw(init: NormalClipped, rng: Philox, x: np.ndarray, row_ptr, first: int, b: int):
+    """Elements outside [low, high] after attempt 0: the whole NumPy redraw rule."""
+    bad = np.flatnonzero((x < init.low) | (x > init.high))
+    if bad.size:
+        c1, c2 = _counters(row_ptr, bad + first)
+        x[bad] = init.sample(rng, c1, c2, b)
+
+
+_NATIVE = {Uniform: _uniform, Normal: _normal, NormalClipped: _normal, Exponential: _exponential}
 
 
 INITIALISERS = {c.__name__: c for c in (Constant, Uniform, Normal, NormalClipped, Exponential)}

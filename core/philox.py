@@ -18,6 +18,11 @@ Between rounds the key takes a Weyl step
 All arithmetic here is done on ``uint64`` arrays, so every 32x32->64 product
 is exact; elements are processed in cache-sized chunks with in-place ufuncs
 (the loop runs over chunks and rounds, never over single elements).
+
+``philox4x32`` hands calls of at least ``native.MIN_NATIVE`` counters to the
+native host helper (``spikeforge.native``: the C of backends/cstyle/philox.h)
+when it is available; ``philox4x32_numpy`` is the NumPy definition, kept as the
+fallback and as the reference the helper is tested against.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from . import native
 
 ROUNDS = 10
 MULTIPLIERS = (0xD2511F53, 0xCD9E8D57)
@@ -69,6 +76,22 @@ def philox4x32(c0: ArrayLike, c1: ArrayLike, c2: ArrayLike, c3: ArrayLike,
     Arguments are 32-bit unsigned integer scalars or arrays, broadcast
     together; returns four ``uint32`` arrays of the broadcast shape.
     """
+    args = [np.asarray(a) for a in (c0, c1, c2, c3, k0, k1)]
+    shape = np.broadcast_shapes(*(a.shape for a in args))
+    size = int(np.prod(shape, dtype=np.int64))
+    lib = native.host() if size >= native.MIN_NATIVE else None
+    if lib is None:
+        return philox4x32_numpy(*args)
+    names = ("c0", "c1", "c2", "c3", "k0", "k1")
+    checked = [native.u32_array(a, n) for a, n in zip(args, names)]
+    flat = [u.reshape(-1) if u.size == 1 else np.ascontiguousarray(np.broadcast_to(u, shape)).ravel()
+            for u in checked]
+    return tuple(w.reshape(shape) for w in lib.words(flat, size))  # type: ignore[return-value]
+
+
+def philox4x32_numpy(c0: ArrayLike, c1: ArrayLike, c2: ArrayLike, c3: ArrayLike,
+                     k0: ArrayLike, k1: ArrayLike) -> Words:
+    """``philox4x32`` in NumPy alone (the reference definition)."""
     names = ("c0", "c1", "c2", "c3", "k0", "k1")
     args = [_as_u64(a, n) for a, n in zip((c0, c1, c2, c3, k0, k1), names)]
     shape = np.broadcast_shapes(*(a.shape for a in args))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .connectivity import Synapses, narrowed, with_synapse_indices
-from .init import Values
+from .init import Values, draw
 from .lang.evaluate import derived_params
 from .net import Network
 from .network import Population, Projection
@@ -147,9 +147,19 @@ def _prepare_projection(prep: Prepared, proj: Projection, seed: int):
 
 
 def _store(prep: Prepared, key: str, var, values: np.ndarray):
-    prep.state[key] = np.ascontiguousarray(prep.encode(key, var, values))
+    """Encode and keep ``values``; copied only when the encoded array is not a fresh,
+    writable, contiguous array of its own (e.g. a view of a Values initialiser)."""
+    array = prep.encode(key, var, values)
+    if array.base is not None or not array.flags.writeable or not array.flags.c_contiguous:
+        array = np.array(array, order="C")
+    prep.state[key] = array
     if prep.storage(var) is not None:
         prep.formats[key] = prep.storage(var)
+
+
+def _draw_dtype(prep: Prepared, var):
+    """Draw straight into the var's storage type when encoding is a plain cast."""
+    return prep.dtype if var.type == "float" and prep.storage(var) is None else np.float64
 
 
 def _init_vars(prep: Prepared, owner: str, variables, inits: dict, n: int, seed: int):
@@ -162,9 +172,9 @@ def _init_vars(prep: Prepared, owner: str, variables, inits: dict, n: int, seed:
                 values = np.broadcast_to(values, (batch, n))
         else:
             rng = stream(seed, owner, var.name, "init")
-            b = np.arange(batch)[:, None] if var.batched else 0
-            values = init.sample(rng, np.arange(n)[None, :] if var.batched else np.arange(n), 0, b)
-        _store(prep, f"{owner}.{var.name}", var, np.array(values))
+            values = draw(init, rng, n, batch if var.batched else None,
+                          dtype=_draw_dtype(prep, var))
+        _store(prep, f"{owner}.{var.name}", var, values)
 
 
 def synapse_counters(proj: Projection, syn: Synapses) -> tuple[np.ndarray, np.ndarray]:
@@ -176,8 +186,13 @@ def synapse_counters(proj: Projection, syn: Synapses) -> tuple[np.ndarray, np.nd
 
 
 def _init_synapse_vars(prep: Prepared, proj: Projection, syn: Synapses, seed: int):
+    """Stored synapse vars; entry e draws at ``synapse_counters`` (as ``draw`` with
+    the CSR row_ptr, or per kernel index for shared kernels)."""
     batch = prep.network.batch_size
-    c1, c2 = synapse_counters(proj, syn)
+    shared = proj.connectivity.shared_kernel
+    if not shared and syn.n_var != len(syn.post):
+        raise ValueError(f"projection {proj.name!r}: {syn.n_var} synapse var entries for "
+                         f"{len(syn.post)} synapses")
     for var in proj.weight_update.vars:
         init = proj.wu_init[var.name]
         if isinstance(init, Values):
@@ -188,11 +203,9 @@ def _init_synapse_vars(prep: Prepared, proj: Projection, syn: Synapses, seed: in
                 values = np.broadcast_to(values, (batch, syn.n_var))
         else:
             rng = stream(seed, proj.name, var.name, "init")
-            b = np.arange(batch)[:, None] if var.batched else 0
-            values = init.sample(rng, c1, c2, b)
-            if var.batched:
-                values = np.broadcast_to(values, (batch, syn.n_var))
-        _store(prep, f"{proj.name}.{var.name}", var, np.array(values))
+            values = draw(init, rng, syn.n_var, batch if var.batched else None,
+                          None if shared else syn.row_ptr, _draw_dtype(prep, var))
+        _store(prep, f"{proj.name}.{var.name}", var, values)
 
 
 def procedural_values(prep: Prepared, proj: Projection, var, syn_rows, pos, batch_idx, seed: int):
