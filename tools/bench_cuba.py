@@ -8,20 +8,26 @@ reset Vr, refractory 5 ms, on_pre ge += we / gi += wi, v0 = Vr + rand()*(Vt-Vr))
 SpikeMonitor as the only monitor. Every (simulator, threads, repeat) runs in its own fresh
 child process of the benchmark venv's Python; the table shows medians over repeats.
 
-What is timed (wall clock = time.perf_counter; CPU = getrusage user+sys; peak = ru_maxrss):
+What is timed (wall clock = time.perf_counter; CPU = getrusage user+sys; peak: see below):
   spikeforge  build  = cuba_network() + net.build(backend="cpu"): host-side connectivity and
                        init, C code generation, cc compilation into an empty
                        $SPIKEFORGE_CACHE_DIR, cffi load. build CPU-s (both simulators) =
                        RUSAGE_SELF + RUSAGE_CHILDREN (compilers) over the build.
               sim    = sim.run(duration) (spike recording on); CPU = RUSAGE_SELF over sim.run.
-              peak   = ru_maxrss of the child Python process (the compiler is another process).
+              peak   = VmHWM of the child Python process (/proc/self/status; the compiler is
+                       another process). Not ru_maxrss, which Linux seeds at exec with the
+                       forking parent's RSS.
               threads: OMP_NUM_THREADS in the child's environment.
   brian2      build  = network construction + Network.run() (code generation)
                        + device.build(compile=True, run=False) (make/g++, fresh project dir).
               sim    = the binary's own network-run time (results/last_run_info.txt).
               binary = wall time of ./main: synapse creation, init, the run, writing results.
               CPU and peak = os.wait4 rusage of ./main alone (started through
-                       prefs.devices.cpp_standalone.run_cmd_unix = this script's --wait4).
+                       prefs.devices.cpp_standalone.run_cmd_unix = a minimal ``python -S``
+                       helper, WAIT4_CODE): ru_maxrss of an exec'ed binary is
+                       max(helper's RSS at exec, ~12 MB; the binary's VmHWM), i.e. exact
+                       for a binary above ~12 MB, an upper bound below.
+                       python_peak_mb = the child Python's VmHWM.
               threads: prefs.devices.cpp_standalone.openmp_threads (and OMP_NUM_THREADS).
   total  = build + sim (spikeforge) or build + binary (brian2): everything after imports.
   Brian2 generates connectivity inside the binary, spikeforge inside build: compare totals too.
@@ -89,7 +95,13 @@ def cpu(ru=None, children=True) -> float:
 
 
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """VmHWM (peak resident set) of this process, in MB, from /proc/self/status. Not
+    ru_maxrss: Linux carries the RSS of the process that forked (or vforked) a child at its
+    exec into the child's ru_maxrss, so a child of a big parent would report its pages."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def rates(spikes_e: int, spikes_i: int, duration_ms: float) -> dict:
@@ -106,8 +118,8 @@ def child_brian2(args) -> dict:
     wait_json = os.path.join(proj, "wait4.json")
     b2.set_device("cpp_standalone", build_on_run=False)
     b2.prefs.devices.cpp_standalone.openmp_threads = args.threads[0]
-    b2.prefs.devices.cpp_standalone.run_cmd_unix = [sys.executable, str(Path(__file__).resolve()),
-                                                    "--wait4", wait_json, "./main"]
+    b2.prefs.devices.cpp_standalone.run_cmd_unix = [sys.executable, "-S", "-c", WAIT4_CODE,
+                                                    wait_json, "./main"]
     b2.prefs.logging.file_log = False
     c0, t0 = cpu(), time.perf_counter()
     net, mon = brian2_cuba(b2, args.seed)
@@ -151,15 +163,19 @@ def brian2_cuba(b2, seed: int):
     return b2.Network(P, Ce, Ci, mon), mon
 
 
-def wait4_main(argv) -> int:
-    """``--wait4 OUT CMD...``: run CMD, write its own wall time and rusage to OUT."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv[1:])
-    _, status, ru = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    Path(argv[0]).write_text(json.dumps({"wall_s": wall, "cpu_s": cpu(ru),
-                                         "maxrss_kb": ru.ru_maxrss}))
-    return os.waitstatus_to_exitcode(status)
+#: ``python -S -c WAIT4_CODE OUT CMD...``: run CMD, write its wall time and rusage to OUT.
+#: A minimal interpreter (no site, no numpy: ~12 MB) so that ru_maxrss of the exec'ed CMD,
+#: which Linux takes as max(the forking process's RSS at exec, CMD's own peak), is CMD's.
+WAIT4_CODE = """
+import json, os, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[2:])
+_, status, ru = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"wall_s": time.perf_counter() - t0, "cpu_s": ru.ru_utime + ru.ru_stime,
+               "maxrss_kb": ru.ru_maxrss}, f)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
 # parent ---------------------------------------------------------------------------------------
@@ -305,8 +321,6 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--wait4"]:
-        return wait4_main(argv[1:])
     args = parse_args(argv)
     if args.child:
         child = child_spikeforge if args.child == "spikeforge" else child_brian2
