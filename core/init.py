@@ -139,13 +139,16 @@ class Exponential(Init):
 @dataclass(frozen=True, eq=False)
 class Values(Init):
     """Explicit values: an array with one entry per element (or per batch x element
-    for batched vars), validated against the var's shape at network assembly."""
+    for batched vars), validated against the var's shape at network assembly.
+    Kept as float64, or in its own type when that is an integer type (e.g. int8
+    delays in steps: 1 byte per synapse instead of 8)."""
 
     values: np.ndarray
     random = False
 
     def __post_init__(self):
-        array = np.asarray(self.values, dtype=np.float64)
+        array = np.asarray(self.values)
+        array = np.array(array) if array.dtype.kind in "iu" else np.asarray(array, np.float64)
         if not np.all(np.isfinite(array)):
             raise ValueError("Values: initial values must be finite (found NaN or inf)")
         array.setflags(write=False)

@@ -189,7 +189,8 @@ def derive(scale: float = 1.0, k_scale: float = 1.0, background: str = "poisson"
 
 def delay_steps(mean_ms: float, sd_ms: float, dt: float, n: int, seed: int,
                 name: str) -> tuple[np.ndarray, int]:
-    """``n`` delays in steps (float64 holding integers) and their upper bound.
+    """``n`` delays in steps (the smallest unsigned integer type holding the upper
+    bound: one byte per synapse at dt = 0.1 ms) and that bound.
 
     D ~ Normal(mean, sd) redrawn while D < dt/2 (or, never in practice, above
     mean + 8 sd, which bounds the input ring); steps = floor(D/dt + 1/2): NEST
@@ -206,7 +207,8 @@ def delay_steps(mean_ms: float, sd_ms: float, dt: float, n: int, seed: int,
         ms[bad] = rng.normal(mean_ms, sd_ms, len(bad))
         bad = bad[(ms[bad] < low) | (ms[bad] > high)]
     np.floor(ms / dt + 0.5, out=ms)
-    return ms, int(math.floor(high / dt + 0.5))
+    bound = int(math.floor(high / dt + 0.5))
+    return ms.astype(np.min_scalar_type(bound)), bound
 
 
 def weight_init(mean: float) -> NormalClipped:

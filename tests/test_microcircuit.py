@@ -79,6 +79,8 @@ def test_delay_rule_rounds_to_nearest_step_and_redraws_below_half_step():
     assert 7.0 < steps.std() < 7.5
     again, _ = mc.delay_steps(1.5, 0.75, 0.1, 200_000, seed=3, name="x")
     np.testing.assert_array_equal(steps, again)  # deterministic per (seed, projection)
+    assert steps.dtype == np.uint8  # 1 byte per synapse in the network description
+    assert sf.Values(steps).values.dtype == np.uint8  # integer Values keep their type
 
 
 # the neuron model, on every backend --------------------------------------------------
