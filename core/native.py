@@ -46,13 +46,20 @@ class CompilerNotFound(RuntimeError):
     pass
 
 
-def compiler() -> str:
-    """The C compiler: $CC, else cc, gcc or clang on PATH."""
-    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+def find_compiler(variable: str, names: tuple[str, ...], missing: str) -> str:
+    """$variable if set and on PATH, else the first of ``names`` on PATH; else
+    CompilerNotFound(``missing``)."""
+    for name in (os.environ.get(variable), *names):
         if name and shutil.which(name):
             return shutil.which(name)
-    raise CompilerNotFound("cpu backend: no C compiler found; install one "
-                           "(Debian/Ubuntu: apt-get install gcc) or set $CC")
+    raise CompilerNotFound(missing)
+
+
+def compiler() -> str:
+    """The C compiler: $CC, else cc, gcc or clang on PATH."""
+    return find_compiler("CC", ("cc", "gcc", "clang"),
+                         "cpu backend: no C compiler found; install one "
+                         "(Debian/Ubuntu: apt-get install gcc) or set $CC")
 
 
 @functools.cache

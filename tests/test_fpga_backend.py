@@ -212,7 +212,9 @@ def test_csim_call_checks_its_arguments(program):
 def test_missing_compiler_makes_the_backend_unavailable(monkeypatch):
     from spikeforge.backends.fpga import FpgaBackend
 
-    monkeypatch.setattr(csim.shutil, "which", lambda name: None)
+    from spikeforge import native
+
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)
     ok, reason = FpgaBackend.availability()
     assert not ok and "no C++ compiler" in reason and "g++" in reason
 

@@ -74,6 +74,11 @@ from pathlib import Path
 
 import numpy as np
 
+try:  # the helper that measures Brian2's binary is shared with the CUBA benchmark
+    from .bench_cuba import WAIT4_CODE
+except ImportError:  # run as a script from tools/
+    from bench_cuba import WAIT4_CODE
+
 REPO = Path(__file__).resolve().parents[1]
 SIMULATORS = ("spikeforge", "nest", "brian2")
 REQUIREMENTS = ["nest-simulator==3.10.*", "brian2==2.11.*"]
@@ -440,19 +445,6 @@ def child_brian2(a) -> dict:
             "brian2_connect": mode, "n_synapses": n_syn, "counts": counts}
 
 
-#: ``python -S -c WAIT4_CODE OUT CMD...``: run CMD, write its wall time and rusage to OUT.
-#: A minimal interpreter (no site, no numpy: ~12 MB) so that ru_maxrss of the exec'ed CMD,
-#: which Linux takes as max(the forking process's RSS at exec, CMD's own peak), is CMD's.
-WAIT4_CODE = """
-import json, os, subprocess, sys, time
-t0 = time.perf_counter()
-proc = subprocess.Popen(sys.argv[2:])
-_, status, ru = os.wait4(proc.pid, 0)
-with open(sys.argv[1], "w") as f:
-    json.dump({"wall_s": time.perf_counter() - t0, "cpu_s": ru.ru_utime + ru.ru_stime,
-               "maxrss_kb": ru.ru_maxrss}, f)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
 
 
 CHILDREN = {"spikeforge": child_spikeforge, "nest": child_nest, "brian2": child_brian2}

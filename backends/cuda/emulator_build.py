@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from spikeforge.backends.cpu.runtime import cache_dir, compiler_version
 from spikeforge.backends.cstyle import INCLUDE_DIR
+from spikeforge.native import CompilerNotFound, cache_dir, compiler_version, find_compiler  # noqa: F401 (re-exported)
 
 HERE = Path(__file__).resolve().parent
 HEADER = HERE / "sf_cuda_emu.h"
@@ -42,17 +42,10 @@ OPT_FLAGS = ("-O1",)
 TSAN_FLAGS = ("-O1", "-g", "-fsanitize=thread", "-DSF_EMU_TSAN=1")
 
 
-class CompilerNotFound(RuntimeError):
-    """No C++ compiler for the emulator."""
-
-
 def cxx() -> str:
     """The C++ compiler: $CXX, else g++ or c++ on PATH."""
-    for name in (os.environ.get("CXX"), "g++", "c++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    raise CompilerNotFound("cuda emulator: no C++ compiler found; install g++ "
-                           "(Debian/Ubuntu: apt-get install g++) or set $CXX")
+    return find_compiler("CXX", ("g++", "c++"), "cuda emulator: no C++ compiler found; "
+                         "install g++ (Debian/Ubuntu: apt-get install g++) or set $CXX")
 
 
 # ---------------------------------------------------------------- parsing the kernel text

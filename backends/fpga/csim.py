@@ -8,18 +8,16 @@ keyed by ``Port.name`` and must be C-contiguous with the port's ctype and shape.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import cffi
 import numpy as np
-from spikeforge.backends.cpu.runtime import cache_dir
 from spikeforge.hls import headers, include_dirs
+from spikeforge.native import CompilerNotFound, cache_dir, compiler_version, find_compiler  # noqa: F401 (re-exported)
 
 # Same numerics as the cpu backend: no fast-math, no contraction, wrapping ints.
 # gnu++14: Vitis HLS's default language level (hex float literals as an extension).
@@ -29,23 +27,11 @@ NUMPY = {"float": np.float32, "double": np.float64, "int8_t": np.int8, "int16_t"
          "int32_t": np.int32, "int64_t": np.int64, "uint8_t": np.uint8, "uint32_t": np.uint32}
 
 
-class CompilerNotFound(RuntimeError):
-    pass
-
-
 def compiler() -> str:
     """The C++ compiler: $CXX, else g++ or clang++ on PATH."""
-    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    raise CompilerNotFound("fpga backend (C simulation): no C++ compiler found; install g++ "
-                           "(Debian/Ubuntu: apt-get install g++) or set $CXX")
-
-
-@functools.cache
-def compiler_version(cxx: str) -> str:
-    out = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False)
-    return out.stdout.splitlines()[0] if out.stdout else cxx
+    return find_compiler("CXX", ("g++", "c++", "clang++"),
+                         "fpga backend (C simulation): no C++ compiler found; install g++ "
+                         "(Debian/Ubuntu: apt-get install g++) or set $CXX")
 
 
 def library_key(source: str, flags: tuple) -> str:
