@@ -8,6 +8,8 @@ in every step (trace values are end-of-step values, index k = step k)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import spikeforge as sf
@@ -15,6 +17,9 @@ from spikeforge.backends import available
 from spikeforge.testing import register_profiles
 
 register_profiles()  # "ci" (default, bounded, derandomised) and "thorough"
+# Tests use every thread they ask for, however small the network (the cpu backend
+# otherwise gives small networks fewer threads: backends/cpu/simulation.team_size).
+os.environ.setdefault("SPIKEFORGE_PARALLEL_GRAIN", "0")
 
 _STATUS = available()
 BACKENDS = [status.name for status in _STATUS if status.available]

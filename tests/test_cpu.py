@@ -203,6 +203,21 @@ def test_bad_threads_option():
         stdp_network().build("cpu", threads=0)
 
 
+def test_small_networks_get_fewer_threads_than_asked(monkeypatch):
+    from spikeforge.backends.cpu.simulation import team_size
+
+    net = cuba_network(n=400)
+    assert [team_size(t, net, 0) for t in (1, 2, 8)] == [1, 2, 8]
+    assert [team_size(t, net, 150) for t in (1, 2, 8)] == [1, 2, 2]
+    assert team_size(4, net, 1000) == 1
+    monkeypatch.delenv("SPIKEFORGE_PARALLEL_GRAIN")
+    sim = net.build("cpu", threads=2)
+    assert (sim.threads, sim.team) == (2, 1)  # 400 neurons: below the default grain
+    assert net.build("cpu", threads=2, parallel_grain=200).team == 2
+    with pytest.raises(ValueError, match="parallel_grain must be an int >= 0"):
+        net.build("cpu", parallel_grain=-1)
+
+
 def test_default_thread_count_is_one_unless_omp_num_threads_says(monkeypatch):
     from spikeforge.backends.cpu.simulation import default_threads
 

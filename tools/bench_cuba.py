@@ -82,6 +82,7 @@ def child_spikeforge(args) -> dict:
     s1, t2 = cpu(children=False), time.perf_counter()
     return {"build_s": t1 - t0, "build_cpu_s": c1 - c0, "sim_s": t2 - t1, "binary_s": None,
             "total_s": t2 - t0, "cpu_s": s1 - s0, "peak_mb": peak_mb(), "flags": sim.flags,
+            "team": sim.team,  # threads the steps ran on (backends/cpu/simulation.team_size)
             **rates(len(sim.spikes("E")[0]), len(sim.spikes("I")[0]), args.duration_ms)}
 
 

@@ -139,7 +139,7 @@ def child_spikeforge(a) -> dict:
     t2, c1 = time.perf_counter(), cpu_s()
     counts = [len(sim.spikes(p)[0]) for p in POPULATIONS]
     return {"build_s": t1 - t0, "sim_s": t2 - t1, "sim_cpu_s": c1 - c0, "peak_mb": peak_mb(),
-            "counts": counts}
+            "counts": counts, "team": sim.team}  # team: threads used (see team_size)
 
 
 def child_nest(a) -> dict:

@@ -21,12 +21,15 @@ class CpuBackend:
 
     @staticmethod
     def build(network, record_spikes=None, record_vars=(), opt="-O3", openmp=True,
-              extra_flags=(), threads=None, native=True) -> CpuSimulation:
-        """Options: ``threads`` (OpenMP threads; default OMP_NUM_THREADS if set,
-        else 1: spinning OpenMP threads collapse on a busy machine), ``opt`` (optimisation flag), ``openmp``, ``native`` (-march=native,
-        cached per CPU model), ``extra_flags``."""
+              extra_flags=(), threads=None, native=True, parallel_grain=None) -> CpuSimulation:
+        """Options: ``threads`` (OpenMP threads at most; default OMP_NUM_THREADS if
+        set, else 1: spinning OpenMP threads collapse on a busy machine),
+        ``parallel_grain`` (neurons x batch per thread below which fewer threads are
+        used, see ``team_size``; default $SPIKEFORGE_PARALLEL_GRAIN or 20000; 0: all),
+        ``opt`` (optimisation flag), ``openmp``, ``native`` (-march=native, cached per
+        CPU model), ``extra_flags``."""
         return CpuSimulation(network, record_spikes, record_vars, opt, openmp, extra_flags,
-                             threads, native)
+                             threads, native, parallel_grain)
 
 
 __all__ = ["CpuBackend", "CpuSimulation"]

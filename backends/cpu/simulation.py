@@ -45,11 +45,15 @@ class CpuSimulation(Simulation):
     backend = "cpu"
 
     def __init__(self, network, record_spikes=None, record_vars=(), opt="-O3", openmp=True,
-                 extra_flags=(), threads=None, native=True):
+                 extra_flags=(), threads=None, native=True, parallel_grain=None):
         super().__init__(network, record_spikes, record_vars)
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"cpu backend: threads must be a positive int, got {threads!r}")
+        grain = default_grain() if parallel_grain is None else parallel_grain
+        if isinstance(grain, bool) or not isinstance(grain, int) or grain < 0:
+            raise ValueError(f"cpu backend: parallel_grain must be an int >= 0, got {grain!r}")
         self.threads = threads or default_threads()
+        self.team = team_size(self.threads, network, grain)
         self.flags = runtime.flags(opt, openmp, tuple(extra_flags), native)
         self._load()
 
@@ -83,7 +87,7 @@ class CpuSimulation(Simulation):
     def _advance(self, n: int) -> None:
         while n > 0:
             self.c.step, self.c.rng_step = self.step, self.rng_step
-            self.lib.sf_set_threads(self.threads)
+            self.lib.sf_set_threads(self.team)
             k = self.lib.sf_run(self.c, min(n, self.program.chunk))
             self._drain_recordings(k)
             self.step += k
@@ -111,6 +115,27 @@ class CpuSimulation(Simulation):
     def _custom_update(self, cu) -> None:
         self.c.step, self.c.rng_step = self.step, self.rng_step
         getattr(self.lib, f"sf_cu_{self.network.custom_updates.index(cu)}")(self.c)
+
+
+PARALLEL_GRAIN = 20_000
+
+
+def default_grain() -> int:
+    value = os.environ.get("SPIKEFORGE_PARALLEL_GRAIN", "").strip()
+    return int(value) if value.isdigit() else PARALLEL_GRAIN
+
+
+def team_size(threads: int, network, grain: int) -> int:
+    """Threads that run the steps: at most ``threads``, and at most one per
+    ``grain`` neurons x batch (at least 1; grain 0: all). A step's work is about
+    a nanosecond per neuron, and handing it to another core costs microseconds
+    per step (a barrier, spike lists crossing caches): on the 2-core machine of
+    BENCHMARKS.md, CUBA's 4,000 neurons ran 1.9x slower on 2 threads than on 1.
+    Results never depend on it (every sum has one order whatever the team)."""
+    if grain == 0:
+        return threads
+    work = network.batch_size * sum(p.size for p in network.populations)
+    return max(1, min(threads, work // grain))
 
 
 def default_threads() -> int:
