@@ -144,7 +144,7 @@ def child_spikeforge(a) -> dict:
 
 def child_nest(a) -> dict:
     import nest
-    from spikeforge.microcircuit import NEURON, V0_MEAN, V0_SD, derive
+    from spikeforge.microcircuit import NEURON, POPULATIONS, V0_MEAN, V0_SD, derive
 
     d = derive(a.scale, a.k_scale, a.background)
     t0 = time.perf_counter()
@@ -161,6 +161,11 @@ def child_nest(a) -> dict:
             **neuron, "I_e": float(d.dc_amp[i]),
             "V_m": nest.random.normal(float(V0_MEAN[i]), float(V0_SD[i]))})
         pops.append(pop)
+    # NEST holds at most 134,217,726 connections per virtual process and synapse
+    # model: one static_synapse copy per source population (<= 93.4M at full scale)
+    # lets one thread hold the full model (one model for all fails from scale 0.5).
+    for name in POPULATIONS:
+        nest.CopyModel("static_synapse", f"static_from_{name}")
     for t in range(8):
         for s in range(8):
             if d.num_synapses[t, s] == 0:
@@ -169,7 +174,7 @@ def child_nest(a) -> dict:
             wdist = nest.random.normal(mean=w, std=abs(w) * 0.1)
             nest.Connect(pops[s], pops[t], {"rule": "fixed_total_number",
                                             "N": int(d.num_synapses[t, s])},
-                         {"synapse_model": "static_synapse",
+                         {"synapse_model": f"static_from_{POPULATIONS[s]}",
                           "weight": nest.math.redraw(wdist, min=0.0, max=np.inf) if w > 0
                           else nest.math.redraw(wdist, min=-np.inf, max=0.0),
                           "delay": nest.math.redraw(nest.random.normal(mean=dm, std=0.5 * dm),

@@ -164,6 +164,8 @@ def initial_values(prepared, buffers: list[Buffer]) -> dict[str, np.ndarray]:
     for buf in buffers:
         kind, _, name = buf.key.partition(":")
         arrays[buf.key] = np.zeros(buf.shape, dtype=buf.dtype)
+        if kind in RUN_KINDS:  # touch the pages now, not in the first run (3.5 ms/MB here)
+            arrays[buf.key].fill(0)
         if kind == "state":
             arrays[buf.key][...] = prepared.state[name]
         elif kind == "spk_t":
