@@ -118,32 +118,37 @@ def flags(opt: str = "-O3", openmp: bool = True, extra: tuple = (),
             *(openmp_flags(cc) if openmp else ()), *extra)
 
 
-def library_key(source: str, all_flags: tuple[str, ...], headers: tuple[str, ...] = ()) -> str:
-    """Hash of source, header texts, compiler version, flags and (-march=native) CPU."""
+def library_key(source: str, all_flags: tuple[str, ...], headers: tuple[str, ...] = (),
+                cc: str | None = None) -> str:
+    """Hash of source, header texts, compiler (default: the C compiler) version,
+    flags and (-march=native) CPU."""
     digest = hashlib.sha256()
     machine = cpu_fingerprint() if "-march=native" in all_flags else ""
-    for part in (source, *headers, compiler_version(compiler()), " ".join(all_flags), machine):
+    for part in (source, *headers, compiler_version(cc or compiler()), " ".join(all_flags),
+                 machine):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:32]
 
 
 def build_library(source: str, all_flags: tuple[str, ...], include_dirs: tuple[Path, ...] = (),
-                  headers: tuple[str, ...] = (), who: str = "cpu backend") -> Path:
-    """Compile ``source`` (cached); returns the shared library's path. ``headers``
-    are the texts of the included headers (part of the cache key)."""
-    target = cache_dir() / f"sf_{library_key(source, all_flags, headers)}.so"
+                  headers: tuple[str, ...] = (), who: str = "cpu backend", cc: str | None = None,
+                  prefix: str = "sf_", suffix: str = ".c") -> Path:
+    """Compile ``source`` (cached; written atomically); returns the shared library's
+    path. ``headers`` are the texts of the included headers (part of the cache key);
+    ``cc`` the compiler (default: the C compiler), ``suffix`` the source's extension."""
+    cc = cc or compiler()
+    target = cache_dir() / f"{prefix}{library_key(source, all_flags, headers, cc)}.so"
     if target.exists():
         return target
-    cc = compiler()
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        src = Path(tmp, "network.c")
+        src = Path(tmp, "network" + suffix)
         src.write_text(source)
         out = Path(tmp, "network.so")
         cmd = [cc, *all_flags, *(f"-I{d}" for d in include_dirs), str(src), "-o", str(out), "-lm"]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise RuntimeError(f"{who}: compiling generated C failed:\n{' '.join(cmd)}\n"
+            raise RuntimeError(f"{who}: compiling generated code failed:\n{' '.join(cmd)}\n"
                                f"{result.stderr[-4000:]}")
         os.replace(out, target)
     return target

@@ -8,16 +8,12 @@ keyed by ``Port.name`` and must be C-contiguous with the port's ctype and shape.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import tempfile
 from pathlib import Path
 
 import cffi
 import numpy as np
 from spikeforge.hls import headers, include_dirs
-from spikeforge.native import CompilerNotFound, cache_dir, compiler_version, find_compiler  # noqa: F401 (re-exported)
+from spikeforge.native import CompilerNotFound, build_library, find_compiler  # noqa: F401 (re-exported)
 
 # Same numerics as the cpu backend: no fast-math, no contraction, wrapping ints.
 # gnu++14: Vitis HLS's default language level (hex float literals as an extension).
@@ -34,32 +30,11 @@ def compiler() -> str:
                          "(Debian/Ubuntu: apt-get install g++) or set $CXX")
 
 
-def library_key(source: str, flags: tuple) -> str:
-    digest = hashlib.sha256()
-    parts = [source, *(f"{k}\n{v}" for k, v in sorted(headers().items())),
-             compiler_version(compiler()), " ".join(flags)]
-    for part in parts:
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()[:32]
-
-
 def build(source: str, flags: tuple) -> Path:
     """Compile ``source`` into a cached shared library; returns its path."""
-    target = cache_dir() / f"sf_hls_{library_key(source, flags)}.so"
-    if target.exists():
-        return target
-    cxx = compiler()
-    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        src, out = Path(tmp, "sf_top.cpp"), Path(tmp, "sf_top.so")
-        src.write_text(source)
-        cmd = [cxx, *flags, *(f"-I{d}" for d in include_dirs()), str(src), "-o", str(out), "-lm"]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"fpga backend: compiling the generated HLS C++ failed:\n"
-                               f"{' '.join(cmd)}\n{result.stderr[-4000:]}")
-        os.replace(out, target)
-    return target
+    texts = tuple(f"{k}\n{v}" for k, v in sorted(headers().items()))
+    return build_library(source, flags, tuple(include_dirs()), texts,
+                         "fpga backend (the generated HLS C++)", compiler(), "sf_hls_", ".cpp")
 
 
 _LOADED: dict[str, tuple] = {}
