@@ -14,6 +14,8 @@ Subcommands (each job runs in its own child process; results are appended to
   accuracy   --method eprop|bptt|lstm --split conventional speaker:george --epochs E
              test accuracy after E epochs (the LSTM job also times batch-1 inference;
              so does the e-prop job on the conventional split);
+             ``--split speaker:S/val:next`` (or ``/val:<speaker>``): nested speaker-wise
+             model selection (see ``select_epoch``), methods eprop and bptt alike;
   throughput --method eprop bptt --T 100 500 1000 2000 --threads 1 2
              training samples/s over ``--samples`` samples after one warm-up batch,
              CPU seconds per sample and peak RSS (ru_maxrss of the child);
@@ -94,6 +96,65 @@ def data_file(args, how: str, T: int, limit: int | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")     # concurrent runs: own temp file
     np.savez(tmp, xtr=xtr, ytr=ytr, xte=xte, yte=yte)
+    os.replace(tmp, path)
+    return path
+
+
+def parse_nested(how: str) -> tuple[str, str] | None:
+    """``"speaker:S/val:R"`` -> (S, R); any other split -> None."""
+    if "/val:" not in how:
+        return None
+    test, _, rule = how.partition("/val:")
+    if not test.startswith("speaker:") or not rule:
+        raise SystemExit(f"--split {how!r}: expected speaker:<name>/val:next or /val:<name>")
+    return test.split(":", 1)[1], rule
+
+
+def validation_speaker(test: str, speakers, rule: str = "next") -> str:
+    """The validation speaker V for held-out test speaker ``test``.
+
+    Rule "next": the speaker after ``test`` in alphabetical order, cyclically (FSDD:
+    george->jackson->lucas->nicolas->theo->yweweler->george); any other rule names V
+    directly. V is never the test speaker and never depends on test accuracy."""
+    names = sorted(set(speakers))
+    if test not in names:
+        raise ValueError(f"validation_speaker: unknown test speaker {test!r}; have {names}")
+    if rule == "next":
+        return names[(names.index(test) + 1) % len(names)]
+    if rule not in names or rule == test:
+        raise ValueError(f"validation_speaker: rule {rule!r} must be 'next' or a speaker "
+                         f"other than the test speaker {test!r}; have {names}")
+    return rule
+
+
+def select_epoch(val_acc) -> int:
+    """0-based index of the epoch with the highest validation accuracy (ties: earliest).
+
+    The reported test accuracy is the one after this epoch; test accuracy is never read."""
+    vals = [float(v) for v in val_acc]
+    if not vals or any(math.isnan(v) for v in vals):
+        raise ValueError(f"select_epoch: need >= 1 validation accuracy, none NaN; got {vals}")
+    return vals.index(max(vals))
+
+
+def nested_data_file(args, how: str, T: int) -> Path:
+    """.npz with train (4 speakers), val (speaker V) and test (speaker S) for ``how``."""
+    test, rule = parse_nested(how)
+    path = Path(args.workdir) / f"fsdd_{test}_val-{rule}_T{T}.npz"
+    if path.exists():
+        return path
+    from spikeforge.datasets import fsdd
+    ds = fsdd.load_fsdd(args.fsdd, cache_dir=Path(args.workdir) / "cache", progress=True)
+    spk = np.asarray(ds.meta["speaker"])
+    val = validation_speaker(test, spk.tolist(), rule)
+    parts = {"tr": np.flatnonzero((spk != test) & (spk != val)),
+             "va": np.flatnonzero(spk == val), "te": np.flatnonzero(spk == test)}
+    arrays = {}
+    for name, idx in parts.items():
+        arrays[f"x{name}"], arrays[f"y{name}"] = ds.subset(idx).as_arrays(1000.0 / T, T)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, val_speaker=val, **arrays)
     os.replace(tmp, path)
     return path
 
@@ -276,11 +337,13 @@ def torch_setup(threads: int):
     return torch
 
 
-def torch_train(torch, model, x, y, epochs, lr, seed=1):
+def torch_train(torch, model, x, y, epochs, lr, seed=1, on_epoch=None):
+    """Adam over ``epochs`` shuffled passes; ``on_epoch(e, mean_loss)`` after each (it must
+    not touch the RNG or the optimiser: training is the same with or without it)."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     losses = []
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order, total = rng.permutation(len(x)), 0.0
         for s in range(0, len(x), HP["batch"]):
             idx = order[s:s + HP["batch"]]
@@ -291,6 +354,8 @@ def torch_train(torch, model, x, y, epochs, lr, seed=1):
             opt.step()
             total += float(loss.detach()) * len(idx)
         losses.append(total / len(x))
+        if on_epoch is not None:
+            on_epoch(epoch, losses[-1])
     return losses
 
 
@@ -330,6 +395,71 @@ def weights_file(spec, suffix: str) -> Path:
     return Path(spec["data"]).with_name(spec["key"].replace("/", "_") + "_weights" + suffix)
 
 
+def load_nested(path) -> dict:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def summarize_selection(curves: list, val_speaker: str) -> dict:
+    """Per-epoch curves -> the selected epoch (best validation accuracy, ties earliest)
+    and the test accuracy there; the last epoch's test accuracy is kept for comparison."""
+    i = select_epoch([c["val_accuracy"] for c in curves])
+    return {"val_speaker": val_speaker, "curves": curves, "selected_epoch": i + 1,
+            "val_accuracy": curves[i]["val_accuracy"], "test_accuracy": curves[i]["test_accuracy"],
+            "last_epoch_test_accuracy": curves[-1]["test_accuracy"]}
+
+
+def job_eprop_select(spec) -> dict:
+    """Nested selection, e-prop: fit epoch by epoch (resuming the checkpoint, so the run
+    equals one uninterrupted fit), evaluating validation and test after each epoch."""
+    d = load_nested(spec["data"])
+    model = eprop_model(1000.0 / spec["T"], spec["threads"])
+    from spikeforge.train import Checkpoint
+    ckpt = Path(spec["data"]).with_name(spec["key"].replace("/", "_") + ".ckpt")
+    side = ckpt.with_suffix(".curves.json")         # per-epoch results survive a kill
+    curves = json.loads(side.read_text()) if side.exists() else []
+    resumed = ckpt.exists()
+    t0, c0 = time.perf_counter(), cpu_s()
+    for k in range(len(curves) + 1, spec["epochs"] + 1):
+        hist = model.fit((d["xtr"], d["ytr"]), epochs=k, batch_size=HP["batch"],
+                         callbacks=[Checkpoint(ckpt, every=10)], checkpoint=str(ckpt),
+                         resume=True)
+        val, test = model.evaluate((d["xva"], d["yva"])), model.evaluate((d["xte"], d["yte"]))
+        curves.append({"epoch": k, "train_loss": float(hist["loss"][k - 1]),
+                       "train_accuracy": float(hist["accuracy"][k - 1]),
+                       "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+                       "test_loss": test["loss"], "test_accuracy": test["accuracy"]})
+        side.write_text(json.dumps(curves))
+        np.savez(weights_file(spec, f"_e{k}.npz"), **model.weights())
+        log(spec["key"], curves[-1])
+    return {"train_s": time.perf_counter() - t0, "train_cpu_s": cpu_s() - c0,
+            "resumed_from_checkpoint": resumed,
+            **summarize_selection(curves, str(d["val_speaker"]))}
+
+
+def job_torch_select(spec) -> dict:
+    """Nested selection, BPTT/LSTM: the same training as job_torch_accuracy, validation
+    and test accuracy measured after every epoch (no_grad; RNG and optimiser untouched)."""
+    torch = torch_setup(spec["threads"])
+    d = load_nested(spec["data"])
+    alif, lstm = torch_models()
+    model = alif(1000.0 / spec["T"]) if spec["method"] == "bptt" else lstm()
+    lr = HP["lr"] if spec["method"] == "bptt" else 3e-3
+    curves = []
+
+    def on_epoch(epoch, loss):
+        curves.append({"epoch": epoch + 1, "train_loss": loss,
+                       "val_accuracy": torch_accuracy(torch, model, d["xva"], d["yva"]),
+                       "test_accuracy": torch_accuracy(torch, model, d["xte"], d["yte"])})
+        torch.save(model.state_dict(), weights_file(spec, f"_e{epoch + 1}.pt"))
+        log(spec["key"], curves[-1])
+
+    t0, c0 = time.perf_counter(), cpu_s()
+    torch_train(torch, model, d["xtr"], d["ytr"], spec["epochs"], lr, on_epoch=on_epoch)
+    return {"train_s": time.perf_counter() - t0, "train_cpu_s": cpu_s() - c0,
+            "torch": torch.__version__, **summarize_selection(curves, str(d["val_speaker"]))}
+
+
 def job_latency(spec) -> dict:
     """Batch-1 latency of a model trained by the accuracy job ``spec['source']``."""
     (_, _), (xte, yte) = load_npz(spec["data"])
@@ -367,7 +497,9 @@ def job_bptt_throughput(spec) -> dict:
 JOBS = {("accuracy", "eprop"): job_eprop_accuracy, ("accuracy", "bptt"): job_torch_accuracy,
         ("accuracy", "lstm"): job_torch_accuracy, ("throughput", "eprop"): job_eprop_throughput,
         ("throughput", "bptt"): job_bptt_throughput, ("latency", "eprop"): job_latency,
-        ("latency", "lstm"): job_latency, ("latency", "bptt"): job_latency}
+        ("latency", "lstm"): job_latency, ("latency", "bptt"): job_latency,
+        ("select", "eprop"): job_eprop_select, ("select", "bptt"): job_torch_select,
+        ("select", "lstm"): job_torch_select}
 
 
 def child_main(spec_json: str):
@@ -432,11 +564,13 @@ def run_job(args, spec: dict) -> dict | None:
 
 def cmd_accuracy(args):
     for how in args.split:
-        data = str(data_file(args, how, args.T))
+        nested = parse_nested(how) is not None
+        data = str((nested_data_file if nested else data_file)(args, how, args.T))
         for method in args.method:
             latency = args.latency if (method == "lstm" or how == "conventional") else 0
             key = f"accuracy/{method}/{how}/T{args.T}/e{args.epochs}/t{args.threads}"
-            run_job(args, {"key": key, "kind": "accuracy", "method": method, "split": how,
+            kind = "select" if nested else "accuracy"
+            run_job(args, {"key": key, "kind": kind, "method": method, "split": how,
                            "T": args.T, "epochs": args.epochs, "threads": args.threads,
                            "data": data, "latency": latency, "hp": HP})
 
@@ -480,6 +614,37 @@ def _fmt(v, spec="{:.3g}"):
     return "-" if v is None else spec.format(v)
 
 
+def select_table(rows: list):
+    """Nested selection per fold: e-prop vs BPTT at each method's validation-chosen epoch."""
+    by = {(r["split"], r["method"]): r for r in rows}
+    splits = sorted({r["split"] for r in rows})
+    if not {"eprop", "bptt"} <= {r["method"] for r in rows}:
+        return
+    pct = lambda v: f"{100 * v:.1f}"
+    print("\n| test speaker | val speaker | e-prop epoch | e-prop val | e-prop test | BPTT epoch "
+          "| BPTT val | BPTT test | difference | test per epoch: e-prop / BPTT "
+          "| val per epoch: e-prop / BPTT |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    pairs = []
+    for how in splits:
+        e, t = by.get((how, "eprop")), by.get((how, "bptt"))
+        if e is None or t is None:
+            continue
+        pairs.append((e, t))
+        curve = lambda r, k="test_accuracy": " ".join(pct(c[k]) for c in r["curves"])
+        print(f"| {parse_nested(how)[0]} | {e['val_speaker']} | {e['selected_epoch']} | "
+              f"{pct(e['val_accuracy'])} | {pct(e['test_accuracy'])} | {t['selected_epoch']} | "
+              f"{pct(t['val_accuracy'])} | {pct(t['test_accuracy'])} | "
+              f"{100 * (e['test_accuracy'] - t['test_accuracy']):+.1f} | "
+              f"{curve(e)} / {curve(t)} | {curve(e, 'val_accuracy')} / "
+              f"{curve(t, 'val_accuracy')} |")
+    if pairs:
+        mean = lambda m, k: float(np.mean([p[m][k] for p in pairs]))
+        print(f"| **mean ({len(pairs)} folds)** | | | {pct(mean(0, 'val_accuracy'))} | "
+              f"**{pct(mean(0, 'test_accuracy'))}** | | {pct(mean(1, 'val_accuracy'))} | "
+              f"**{pct(mean(1, 'test_accuracy'))}** | "
+              f"**{100 * (mean(0, 'test_accuracy') - mean(1, 'test_accuracy')):+.1f}** | | |")
+
+
 def cmd_table(args):
     res = load_results(Path(args.out))
     acc = [r for r in res if r["kind"] == "accuracy"]
@@ -512,6 +677,7 @@ def cmd_table(args):
         print(f"| {r['method']} | {r['T']} | {r['threads']} | {_fmt(r['samples_per_s'])} | "
               f"{_fmt(r['cpu_s_per_sample'])} | {r['peak_mb']:.0f} | {r['base_mb']:.0f} | "
               f"{r['load_avg_1m']:.1f} |")
+    select_table([r for r in res if r["kind"] == "select"])
     if res:
         m = res[-1]["machine"]
         print(f"\nMachine: {m['cpu']}, {m['cores']} cores (shared). Data: {FSDD_ATTRIBUTION}.")

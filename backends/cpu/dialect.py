@@ -8,3 +8,4 @@ class CpuDialect(Dialect):
     name = "cpu"
     runtime_params = True  # one library per network structure (see Dialect)
     fuse_phases = True  # one barrier per step where the network allows (see Dialect)
+    split_rings = True  # near/far input rings where the delays allow (see Dialect)

@@ -120,9 +120,14 @@ def synapse_names(prog, proj, row: str, post: str, vi: str | None) -> dict:
 def delivery(prog, proj, row: str, post: str):
     net = prog.network
     n_post, n_pre = net.population(proj.post).size, net.population(proj.pre).size
-    ring = prog.ptr(f"inring:{net.postsynaptic_leader[proj.name]}")
-    depth = net.ring_depth(proj.name)
+    leader = net.postsynaptic_leader[proj.name]
+    ring = prog.ptr(f"inring:{leader}")
+    depth, far = prog.ring_slots(proj.name)  # far > 0: split (layout.near_slots)
     scalar = prog.ctype("float")
+
+    def add(target: str, slot: str, value: str) -> str:
+        return prog.accumulate(f"{target}[({slot} * {prog.batch} + b) * (int64_t){n_post} + {post}]",
+                               value)
 
     def deliver(call, args):
         value = f"(({scalar})({args[0][0]}))" if args[0][1] == "float" or prog.fixed is None \
@@ -131,14 +136,38 @@ def delivery(prog, proj, row: str, post: str):
             target = prog.ptr(f"input:{proj.pre}.{proj.weight_update.pre_target}")
             return prog.accumulate(f"{target}[(int64_t)b * {n_pre} + {row}]", value)
         slot = f"sf_mod(S->step, {depth})"  # loop-invariant: hoisted by the compiler
-        if call.func == "deliver_delayed":  # 0 <= delay < depth: one conditional subtraction
-            delay = f"sf_min_i(sf_max_i({args[1][0]}, 0), {proj.max_dendritic_delay})"
-            late = f"({slot} + {delay})"
-            slot = f"({late} >= {depth} ? {late} - {depth} : {late})"
-        return prog.accumulate(f"{ring}[({slot} * {prog.batch} + b) * (int64_t){n_post} + {post}]",
-                               value)
+        if call.func != "deliver_delayed":
+            return add(ring, slot, value)
+        delay = f"sf_min_i(sf_max_i({args[1][0]}, 0), {proj.max_dendritic_delay})"
+        if not far:  # 0 <= delay < depth: one conditional subtraction
+            return add(ring, wrapped(f"({slot} + {delay})", depth), value)
+        later = f"sf_mod(S->step + {depth}, {far})"  # far slot of step + near depth
+        return (f"{{ const int32_t sf_d = {delay}; if (sf_d < {depth}) {{ "
+                f"{add(ring, wrapped(f'({slot} + sf_d)', depth), value)} }} else {{ "
+                f"{far_add(prog, leader, wrapped(f'({later} + sf_d - {depth})', far), post, value)}"
+                " } }")
 
     return deliver
+
+
+def far_add(prog, leader: str, slot: str, post: str, value: str) -> str:
+    """Add to the far ring and, the first time target ``post`` gets a value for
+    that step, list it (in this thread's part [lo, hi) of the slot's list) so
+    that the neuron phase hands on only what is there."""
+    n_post = prog.network.population(prog.network.projection(leader).post).size
+    ring, flag, listed, count = (prog.ptr(f"{k}:{leader}")
+                                 for k in ("farring", "farflag", "farlist", "farcnt"))
+    row = f"({slot} * {prog.batch} + b)"
+    counter = f"{count}[{row} * {MAX_THREADS} + sf_thread()]"
+    return (f"const int64_t sf_e = {row} * (int64_t){n_post} + {post}; "
+            f"{prog.accumulate(f'{ring}[sf_e]', value)} "
+            f"if (!{flag}[sf_e]) {{ {flag}[sf_e] = 1; "
+            f"{listed}[{row} * (int64_t){n_post} + lo + {counter}++] = {post}; }}")
+
+
+def wrapped(late: str, depth: int) -> str:
+    """``late`` mod depth for 0 <= late < 2 depth."""
+    return f"({late} >= {depth} ? {late} - {depth} : {late})"
 
 
 def synapse_block(prog, proj, field: str, row: str, pos: str, post: str, vi: str | None):
@@ -161,14 +190,18 @@ def event_rounds(prog, pop: str, lag: str, inner: list[str], index: str) -> list
     seg = f"(slot * {prog.batch} + b) * {MAX_THREADS} + t"
     loop = [f"for (int32_t b = 0; b < {prog.batch}; b++) {{",
             "    for (int32_t t = 0; t < team; t++) {",
+            f"        const int32_t listed = {num}[{seg}];",
+            "        if (listed == 0) continue;",
             f"        const int32_t *list = ids + (int64_t)b * {size} + sf_lo({size}, t, team);",
-            f"        for (int32_t m = 0; m < {num}[{seg}]; m++) {{",
+            "        for (int32_t m = 0; m < listed; m++) {",
             f"            const int32_t {index} = list[m];"]
     close = ["        }", "    }", "}"]
-    return [f"const int64_t slot = sf_mod(S->step - {lag}, {depth});",
-            f"const int32_t *cnt = {counts} + slot * {total}LL;",
+    head = [f"const int64_t slot = sf_mod(S->step - {lag}, {depth});",
             f"const int32_t *ids = {ids} + slot * {total}LL;",
-            f"const int32_t team = {team}[slot];",
+            f"const int32_t team = {team}[slot];"]
+    if single_event(net.population(pop)):  # every listed neuron has exactly one event
+        return [*head, *loop, *indent(inner, 3), *close]
+    return [*head, f"const int32_t *cnt = {counts} + slot * {total}LL;",
             "int32_t rounds = 0;",
             *loop, f"            rounds = sf_max_i(rounds, cnt[(int64_t)b * {size} + {index}]);",
             *close,
@@ -176,6 +209,12 @@ def event_rounds(prog, pop: str, lag: str, inner: list[str], index: str) -> list
             *indent(loop, 1),
             f"                if (cnt[(int64_t)b * {size} + {index}] <= r) continue;",
             *indent(inner, 4), *indent(close, 1), "}"]
+
+
+def single_event(pop: Population) -> bool:
+    """At most one event per neuron and step (a threshold; not an events count
+    or a spike source array, which may emit several)."""
+    return pop.model.parsed["threshold"] is not None and not pop.model.native
 
 
 def presynaptic(prog, proj) -> list[str]:
@@ -328,7 +367,7 @@ def postsynaptic_block(prog, proj) -> list[str]:
     net = prog.network
     ps, tgt = proj.postsynaptic, net.population(proj.post)
     ring = prog.ptr(f"inring:{proj.name}")
-    depth = net.ring_depth(proj.name)
+    depth, far = prog.ring_slots(proj.name)
     names = {**params(prog, proj.name),
              **params(prog, proj.name, "ps_params"), **builtins(prog),
              **vars_of(prog, proj.post, tgt.model.vars, tgt.size, "i", False, "_post"),
@@ -341,6 +380,35 @@ def postsynaptic_block(prog, proj) -> list[str]:
     body.append(prog.accumulate(f"acc_{proj.target}", el.expr("current", current, "float")))
     body += el.stores() + [f"{ring}[{slot}] = 0;"]
     return ["{", *indent(body), "}"]
+
+
+def hand_on(prog, pop: Population) -> list[str]:
+    """After a thread's neuron loop: each split ring onto ``pop`` gets, in the
+    slot just freed (now that of step + near slots), what its far ring holds
+    for that step: the thread's listed targets, in its part of the list. Every
+    event for that step delivered from now on has a delay below the near
+    slots, so each target's sum keeps its order (far events came first)."""
+    lines = []
+    for proj in prog.network.projections:
+        near, far = prog.ring_slots(proj.name)
+        if proj.post != pop.name or not far or \
+                prog.network.postsynaptic_leader[proj.name] != proj.name:
+            continue
+        ring, far_ring, flag, listed, count = (
+            prog.ptr(f"{k}:{proj.name}") for k in ("inring", "farring", "farflag", "farlist",
+                                                   "farcnt"))
+        row = f"(sf_mod(S->step + {near}, {far}) * {prog.batch} + b)"
+        counter = f"{count}[{row} * {MAX_THREADS} + sf_thread()]"
+        lines += [f"for (int32_t b = 0; b < {prog.batch}; b++) {{",
+                  f"    const int64_t to = (sf_mod(S->step, {near}) * {prog.batch} + b) * "
+                  f"(int64_t){pop.size};",
+                  f"    const int64_t from = {row} * (int64_t){pop.size};",
+                  f"    for (int32_t m = 0; m < {counter}; m++) {{",
+                  f"        const int64_t j = {listed}[from + lo + m];",
+                  f"        {ring}[to + j] = {far_ring}[from + j];",
+                  f"        {far_ring}[from + j] = 0;",
+                  f"        {flag}[from + j] = 0;", "    }", f"    {counter} = 0;", "}"]
+    return lines
 
 
 # phase 6 ----------------------------------------------------------------------------------
@@ -389,7 +457,7 @@ def neurons(prog, pop: Population) -> list[str]:
             if getattr(proj, side) == pop.name:
                 lines += trace_block(prog, proj, side, pop)
     return ["int64_t lo, hi;", f"sf_range({n}, &lo, &hi);", *batch_loop(prog, n, lines),
-            *compact_spikes(prog, pop)]
+            *hand_on(prog, pop), *compact_spikes(prog, pop)]
 
 
 def event_count(prog, pop, el: Element) -> list[str]:

@@ -13,7 +13,11 @@ key                       shape                        meaning
                                                        in one segment per thread
 ``spk_n:<pop>``           (depth, batch, MAX_THREADS)  neurons in each thread's segment
 ``spk_t:<pop>``           (depth,) int32               threads that wrote the step
-``inring:<proj>``         (max_dd + 1, batch, n_post)  delivered input ring
+``inring:<proj>``         (max_dd + 1, batch, n_post)  delivered input ring (W slots when
+                                                       split, see ``near_slots``)
+``farring:<proj>``        (max_dd + 1 - W, ...)        its far part (split rings only),
+``farflag/farlist:<proj>``  same shape, uint8 / int32  with the targets listed per slot
+``farcnt:<proj>``         (max_dd + 1 - W, batch, MAX_THREADS)  (thread t's at lo_t)
 ``rowptr/post/vidx:<p>``  CSR of stored connectivity   (int64 / int32 / int32; vidx only
                                                        when var index != synapse index)
 ``colptr/colsyn/pre:<p>`` CSC view for post_spike      (int64 / int32 / int32)
@@ -25,9 +29,11 @@ key                       shape                        meaning
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
+from spikeforge.lang.tree import calls
 
 MAX_RECORD_BYTES = 64 << 20
 MAX_CHUNK = 1000
@@ -55,6 +61,55 @@ def spike_depth(network, pop: str, spare: int = 0) -> int:
     steps back) fits; ``spare`` more slots keep the slot written at a step apart
     from every slot read in it (needed when no barrier separates the two)."""
     return max([1] + [p.delay + 1 for p in network.projections if p.pre == pop]) + spare
+
+
+#: A ring is split when at most this fraction of its group's synapses has a
+#: delay beyond the near part (see ``near_slots``).
+FAR_FRACTION = 0.002
+#: ... and the near part saves at least a quarter of the slots.
+NEAR_SAVING = 0.75
+
+
+def delay_vars(proj) -> set[str] | None:
+    """The int synapse vars every ``deliver_delayed`` of ``proj`` takes its delay
+    from (empty: no delayed delivery), or None when some delay is another
+    expression or the connectivity is not stored (no values to look at)."""
+    wu = proj.weight_update
+    found = [c for f in wu.SYNAPSE_FIELDS for c in calls(wu.parsed[f], "deliver_delayed")]
+    if not found:
+        return set()
+    ints = {v.name for v in wu.vars if v.type == "int"}
+    names = {getattr(c.args[1], "id", None) for c in found}
+    if proj.connectivity.procedural or not names <= ints:
+        return None
+    return names
+
+
+def near_slots(prepared, leader: str) -> int:
+    """Slots of the near part of ``leader``'s input ring: all of them (no split)
+    unless the delays of its group are known (``delay_vars``) and at most
+    FAR_FRACTION of them reach beyond W slots with W <= NEAR_SAVING x depth; then
+    the smallest such W. Events with a delay d >= W go to the far ring (slots
+    for steps n + W .. n + depth - 1), which the neuron phase hands on to the
+    near ring as each step enters it: a smaller hot ring, the same sums."""
+    net = prepared.network
+    depth = net.ring_depth(leader)
+    counts = np.zeros(depth, dtype=np.int64)
+    for proj in net.projections:
+        if net.postsynaptic_leader[proj.name] != leader:
+            continue
+        names = delay_vars(proj)
+        if names is None or proj.uses("deliver_pre"):  # deliver_pre: one thread delivers
+            return depth
+        for name in names:
+            delays = prepared.state[f"{proj.name}.{name}"].reshape(-1)
+            counts += np.bincount(np.clip(delays, 0, proj.max_dendritic_delay), minlength=depth)
+        if not names and proj.name in prepared.synapses:
+            counts[0] += len(prepared.synapses[proj.name].post)
+    beyond = np.cumsum(counts[::-1])[::-1]  # beyond[w]: synapses with delay >= w
+    allowed = FAR_FRACTION * counts.sum()
+    near = next(w for w in range(1, depth + 1) if w == depth or beyond[w] <= allowed)
+    return near if near <= NEAR_SAVING * depth else depth
 
 
 def needs_columns(proj) -> bool:
@@ -103,9 +158,11 @@ def runtime_values(prepared) -> dict[str, np.ndarray]:
     return {"params": params, "dims": dims}
 
 
-def layout(prepared, record_spikes=(), record_vars=(), spare_spike_slots: int = 0
-           ) -> tuple[list[Buffer], int]:
-    """The buffers of a prepared network and the recording chunk (steps)."""
+def layout(prepared, record_spikes=(), record_vars=(), spare_spike_slots: int = 0,
+           near: dict | None = None) -> tuple[list[Buffer], int]:
+    """The buffers of a prepared network and the recording chunk (steps);
+    ``near``: leader -> near slots of the rings that are split (``near_slots``)."""
+    near = near or {}
     net, batch = prepared.network, prepared.network.batch_size
     scalar = np.dtype(prepared.dtype)
     out = [Buffer(f"state:{k}", v.dtype, v.shape) for k, v in prepared.state.items()]
@@ -125,8 +182,16 @@ def layout(prepared, record_spikes=(), record_vars=(), spare_spike_slots: int = 
     for proj in net.projections:
         n_post = net.population(proj.post).size
         if net.postsynaptic_leader[proj.name] == proj.name:  # fused ones share it
-            out.append(Buffer(f"inring:{proj.name}", scalar,
-                              (net.ring_depth(proj.name), batch, n_post)))
+            depth = net.ring_depth(proj.name)
+            slots = near.get(proj.name, depth)
+            out.append(Buffer(f"inring:{proj.name}", scalar, (slots, batch, n_post)))
+            if slots < depth:
+                far = (depth - slots, batch, n_post)
+                out += [Buffer(f"farring:{proj.name}", scalar, far),
+                        Buffer(f"farflag:{proj.name}", np.dtype(np.uint8), far),
+                        Buffer(f"farlist:{proj.name}", np.dtype(np.int32), far),
+                        Buffer(f"farcnt:{proj.name}", np.dtype(np.int32),
+                               (depth - slots, batch, MAX_THREADS))]
         syn = prepared.synapses.get(proj.name)
         if syn is None:
             continue
@@ -150,12 +215,34 @@ def layout(prepared, record_spikes=(), record_vars=(), spare_spike_slots: int = 
 
 #: Buffer kinds a run changes (the rest, e.g. connectivity, never changes):
 #: what a reset has to restore besides the state.
-RUN_KINDS = ("input", "spikes", "spk_n", "spk_t", "spk_id", "ssa_next", "inring", "rec_spikes",
-             "rec_var")
+RUN_KINDS = ("input", "spikes", "spk_n", "spk_t", "spk_id", "ssa_next", "inring", "farring",
+             "farflag", "farlist", "farcnt", "rec_spikes", "rec_var")
 
 
 def run_buffers(buffers: list[Buffer]) -> list[Buffer]:
     return [b for b in buffers if b.key.partition(":")[0] in RUN_KINDS]
+
+
+#: Buffers that synaptic events scatter into (read-modify-writes all over them).
+SCATTERED_KINDS = ("inring", "farring", "farflag", "farlist")
+#: From this size on they are placed in memory of their own, asking the kernel
+#: for huge pages: NumPy does so only from 4 MB, and the TLB misses of scattered
+#: writes into 4 KB pages cost up to ~40% of a step in the microcircuit.
+HUGE_FROM = 256 << 10
+HUGE_PAGE = 2 << 20
+
+
+def zeros(shape: tuple, dtype, huge: bool = False) -> np.ndarray:
+    """Zeroed array; with ``huge``, in an anonymous mapping advised to use huge
+    pages (where the platform has them; the kernel may still decline)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if not huge or nbytes < HUGE_FROM or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return np.zeros(shape, dtype=dtype)
+    region = mmap.mmap(-1, -(-nbytes // HUGE_PAGE) * HUGE_PAGE,
+                       flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    region.madvise(mmap.MADV_HUGEPAGE)
+    return np.frombuffer(region, dtype=dtype, count=nbytes // dtype.itemsize).reshape(shape)
 
 
 def initial_values(prepared, buffers: list[Buffer]) -> dict[str, np.ndarray]:
@@ -163,7 +250,7 @@ def initial_values(prepared, buffers: list[Buffer]) -> dict[str, np.ndarray]:
     arrays = {}
     for buf in buffers:
         kind, _, name = buf.key.partition(":")
-        arrays[buf.key] = np.zeros(buf.shape, dtype=buf.dtype)
+        arrays[buf.key] = zeros(buf.shape, buf.dtype, kind in SCATTERED_KINDS)
         if kind in RUN_KINDS:  # touch the pages now, not in the first run (3.5 ms/MB here)
             arrays[buf.key].fill(0)
         if kind == "state":

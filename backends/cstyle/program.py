@@ -21,7 +21,8 @@ from .fixed import helpers as fixed_helpers
 from .fixed import tables as fixed_tables
 from .render import Renderer
 from .elements import indent
-from .layout import MAX_THREADS, dim_slots, layout, param_slots, runtime_buffers, spike_depth
+from .layout import (MAX_THREADS, dim_slots, layout, near_slots, param_slots, runtime_buffers,
+                     spike_depth)
 from .render import HELPERS
 
 OPENMP = """\
@@ -86,8 +87,9 @@ class Program:
         self.batch = self.network.batch_size
         self.record_spikes, self.record_vars = tuple(record_spikes), tuple(record_vars)
         self.fused = dialect.fuse_phases and phases_fuse(self.network)
+        self.near = split_rings(prepared) if dialect.split_rings else {}
         self.buffers, self.chunk = layout(prepared, self.record_spikes, self.record_vars,
-                                          int(self.fused))
+                                          int(self.fused), self.near)
         self.runtime = dialect.runtime_params and prepared.fixed is None  # fixed: folded
         if self.runtime:
             self.buffers = self.buffers + runtime_buffers(prepared)
@@ -159,6 +161,13 @@ class Program:
 
     def spike_depth(self, pop: str) -> int:
         return spike_depth(self.network, pop, int(self.fused))
+
+    def ring_slots(self, proj: str) -> tuple[int, int]:
+        """(near, far) slots of the input ring ``proj`` delivers to (far 0: not split)."""
+        leader = self.network.postsynaptic_leader[proj]
+        depth = self.network.ring_depth(leader)
+        near = self.near.get(leader, depth)
+        return near, depth - near
 
     def draw(self, call, args, counter: str):
         if self.fixed is not None:
@@ -320,6 +329,18 @@ class Program:
         lines.append("void sf_set_threads(int32_t n);")
         lines += [f"void sf_cu_{i}(sf_state *S);" for i, _ in enumerate(self.network.custom_updates)]
         return "\n".join(lines)
+
+
+def split_rings(prepared) -> dict[str, int]:
+    """Leader -> near slots, for the input rings worth splitting (layout.near_slots)."""
+    net = prepared.network
+    near = {}
+    for proj in net.projections:
+        if net.postsynaptic_leader[proj.name] == proj.name:
+            slots = near_slots(prepared, proj.name)
+            if slots < net.ring_depth(proj.name):
+                near[proj.name] = slots
+    return near
 
 
 def phases_fuse(network) -> bool:

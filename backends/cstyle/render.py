@@ -52,6 +52,9 @@ class Dialect:
     # between the synapse phases and the neuron phase) when the network allows it
     # (see Program.phases_fuse); the dialect's step loop must be a thread team.
     fuse_phases = False
+    # Split input rings whose delays allow it into a small near ring and a far
+    # ring handed on by the neuron phase (see layout.near_slots).
+    split_rings = False
 
     def float_type(self, precision: str) -> str:
         return self.float_types[precision]

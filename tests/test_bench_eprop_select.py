@@ -1,0 +1,80 @@
+"""The nested speaker-wise model-selection rule of tools/bench_eprop.py (no training)."""
+import math
+
+import pytest
+
+from spikeforge.tools import bench_eprop as b
+
+FSDD = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
+
+
+def test_select_epoch_best_validation_earliest_tie():
+    assert b.select_epoch([0.5, 0.7, 0.6]) == 1
+    assert b.select_epoch([0.7, 0.5, 0.7]) == 0          # tie: the earliest epoch
+    assert b.select_epoch([0.2, 0.4, 0.4]) == 1
+    assert b.select_epoch([0.3]) == 0
+
+
+@pytest.mark.parametrize("bad", [[], [0.5, math.nan]])
+def test_select_epoch_rejects_empty_and_nan(bad):
+    with pytest.raises(ValueError, match="select_epoch"):
+        b.select_epoch(bad)
+
+
+def test_validation_speaker_next_is_cyclic_alphabetical():
+    shuffled = ["theo", "george", "yweweler", "lucas", "jackson", "nicolas", "george"]
+    got = {s: b.validation_speaker(s, shuffled) for s in FSDD}
+    assert got == {"george": "jackson", "jackson": "lucas", "lucas": "nicolas",
+                   "nicolas": "theo", "theo": "yweweler", "yweweler": "george"}
+    assert all(v != s for s, v in got.items())
+    assert sorted(got.values()) == FSDD                    # every speaker validates once
+
+
+def test_validation_speaker_explicit_and_errors():
+    assert b.validation_speaker("george", FSDD, "theo") == "theo"
+    with pytest.raises(ValueError, match="test speaker"):
+        b.validation_speaker("george", FSDD, "george")
+    with pytest.raises(ValueError, match="unknown test speaker"):
+        b.validation_speaker("bob", FSDD)
+    with pytest.raises(ValueError, match="rule 'prev'"):
+        b.validation_speaker("george", FSDD, "prev")
+
+
+def test_parse_nested():
+    assert b.parse_nested("speaker:george/val:next") == ("george", "next")
+    assert b.parse_nested("speaker:theo/val:lucas") == ("theo", "lucas")
+    assert b.parse_nested("speaker:george") is None
+    assert b.parse_nested("conventional") is None
+    with pytest.raises(SystemExit, match="val:next"):
+        b.parse_nested("conventional/val:next")
+
+
+def test_summary_reports_test_at_the_validation_choice_not_the_best_test():
+    curves = [{"epoch": 1, "val_accuracy": 0.60, "test_accuracy": 0.30},
+              {"epoch": 2, "val_accuracy": 0.70, "test_accuracy": 0.20},
+              {"epoch": 3, "val_accuracy": 0.70, "test_accuracy": 0.50}]
+    s = b.summarize_selection(curves, "jackson")
+    assert (s["selected_epoch"], s["val_accuracy"], s["test_accuracy"]) == (2, 0.70, 0.20)
+    assert s["last_epoch_test_accuracy"] == 0.50 and s["val_speaker"] == "jackson"
+
+
+def test_nested_data_file_splits_speakers_disjointly(tmp_path, monkeypatch):
+    """4 training speakers, V = the next speaker, S = the test speaker (fake FSDD:
+    label = speaker index; one spike per 4 ms bin for 32 ms in channel = speaker index)."""
+    import argparse
+
+    import numpy as np
+    from spikeforge.datasets import events as ev
+    from spikeforge.datasets import fsdd
+
+    spk = [s for s in FSDD for _ in range(3)]
+    frames = [np.eye(1, 6, FSDD.index(s), dtype=np.uint8).repeat(8, 0) for s in spk]
+    fake = ev.EventDataset([ev.frames_to_events(f, 4.0) for f in frames],
+                           [FSDD.index(s) for s in spk], 6, {"speaker": spk})
+    monkeypatch.setattr(fsdd, "load_fsdd", lambda *a, **k: fake)
+    args = argparse.Namespace(workdir=str(tmp_path), fsdd="unused")
+    d = b.load_nested(b.nested_data_file(args, "speaker:yweweler/val:next", 250))
+    assert str(d["val_speaker"]) == "george"
+    assert set(d["yte"]) == {5} and set(d["yva"]) == {0} and set(d["ytr"]) == {1, 2, 3, 4}
+    assert len(d["xtr"]) == 12 and d["xte"].shape == (3, 250, 6)
+    assert (d["xte"][:, :8, 5] == 1).all() and d["xte"].sum() == 3 * 8
