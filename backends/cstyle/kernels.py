@@ -142,19 +142,18 @@ def delivery(prog, proj, row: str, post: str):
         if not far:  # 0 <= delay < depth: one conditional subtraction
             return add(ring, wrapped(f"({slot} + {delay})", depth), value)
         later = f"sf_mod(S->step + {depth}, {far})"  # far slot of step + near depth
+        far_slot = wrapped(f"({later} + sf_d - {depth})", far)
         return (f"{{ const int32_t sf_d = {delay}; if (sf_d < {depth}) {{ "
                 f"{add(ring, wrapped(f'({slot} + sf_d)', depth), value)} }} else {{ "
-                f"{far_add(prog, leader, wrapped(f'({later} + sf_d - {depth})', far), post, value)}"
-                " } }")
+                f"{far_add(prog, leader, n_post, far_slot, post, value)} }} }}")
 
     return deliver
 
 
-def far_add(prog, leader: str, slot: str, post: str, value: str) -> str:
+def far_add(prog, leader: str, n_post: int, slot: str, post: str, value: str) -> str:
     """Add to the far ring and, the first time target ``post`` gets a value for
     that step, list it (in this thread's part [lo, hi) of the slot's list) so
     that the neuron phase hands on only what is there."""
-    n_post = prog.network.population(prog.network.projection(leader).post).size
     ring, flag, listed, count = (prog.ptr(f"{k}:{leader}")
                                  for k in ("farring", "farflag", "farlist", "farcnt"))
     row = f"({slot} * {prog.batch} + b)"
