@@ -366,7 +366,7 @@ def postsynaptic_block(prog, proj) -> list[str]:
     net = prog.network
     ps, tgt = proj.postsynaptic, net.population(proj.post)
     ring = prog.ptr(f"inring:{proj.name}")
-    depth, far = prog.ring_slots(proj.name)
+    depth = prog.ring_slots(proj.name)[0]  # a split ring's far part: hand_on
     names = {**params(prog, proj.name),
              **params(prog, proj.name, "ps_params"), **builtins(prog),
              **vars_of(prog, proj.post, tgt.model.vars, tgt.size, "i", False, "_post"),
@@ -389,9 +389,10 @@ def hand_on(prog, pop: Population) -> list[str]:
     slots, so each target's sum keeps its order (far events came first)."""
     lines = []
     for proj in prog.network.projections:
+        if proj.post != pop.name or prog.network.postsynaptic_leader[proj.name] != proj.name:
+            continue
         near, far = prog.ring_slots(proj.name)
-        if proj.post != pop.name or not far or \
-                prog.network.postsynaptic_leader[proj.name] != proj.name:
+        if not far:
             continue
         ring, far_ring, flag, listed, count = (
             prog.ptr(f"{k}:{proj.name}") for k in ("inring", "farring", "farflag", "farlist",
