@@ -253,7 +253,9 @@ class FixedNumberPost(Connectivity):
 class FixedTotalNumber(Connectivity):
     """n synapses in total, each (pre, post) pair drawn uniformly with
     replacement (multapses allowed): pair k uses words 2(k%2), 2(k%2)+1 of
-    counter (c1=k//2); then stably sorted by presynaptic neuron."""
+    counter (c1=k//2); then sorted by (pre, post), so every row lists its
+    targets in ascending order (as FixedProbability's rows do), which lets
+    threads that own ranges of targets split a row instead of scanning it."""
 
     n: int
     random = True
@@ -270,7 +272,8 @@ class FixedTotalNumber(Connectivity):
         w = np.stack(rng.words(0, np.arange((self.n + 1) // 2), 0, 0), axis=-1)
         w = w.reshape(-1, 2)[: self.n]
         pre, post = uniform_int(w[:, 0], n_pre), uniform_int(w[:, 1], n_post)
-        row_ptr, post, _ = _csr(pre, post, n_pre)
+        post = post[np.lexsort((post, pre))].astype(np.int64)
+        row_ptr = np.concatenate([[0], np.cumsum(np.bincount(pre, minlength=n_pre))]).astype(np.int64)
         return Synapses(row_ptr, post, np.arange(len(post), dtype=np.int64), len(post))
 
     def rows(self, rng, rows, n_pre, n_post, same_pop):

@@ -222,6 +222,8 @@ def u32_array(x, name: str) -> np.ndarray:
 
 HOST_SOURCE = r"""
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include "philox.h"
 
 #define SF_BLOCK 64
@@ -303,7 +305,8 @@ static void row_words(sf_block *b, uint32_t first, int m, uint32_t k0, uint32_t 
 }
 
 /* FixedTotalNumber: pair k = (pre, post) from words 2(k%2), 2(k%2)+1 of counter
- * (0, k/2, 0, 0), stably sorted by pre (counting sort; words drawn twice).
+ * (0, k/2, 0, 0), placed by pre (counting sort; words drawn twice); sf_host_total
+ * then sorts each row by post.
  * row_ptr (n_pre + 1) zeroed by the caller, cursor has n_pre entries. */
 static void total_pass(int64_t n, uint64_t n_pre, uint64_t n_post, uint32_t k0, uint32_t k1,
                        int64_t *row_ptr, int32_t *post, int64_t *cursor)
@@ -327,15 +330,59 @@ static void total_pass(int64_t n, uint64_t n_pre, uint64_t n_post, uint32_t k0, 
     }
 }
 
-void sf_host_total(int64_t n, uint64_t n_pre, uint64_t n_post, uint32_t k0, uint32_t k1,
-                   int64_t *row_ptr, int32_t *post, int64_t *cursor)
+/* Sort a[0..m) (values in [0, 2^bits)) ascending: insertion sort for short rows,
+ * else least-significant-digit radix sort through tmp (m entries). */
+static void sort_row(int32_t *a, int32_t *tmp, int64_t m, int bits)
+{
+    if (m < 48) {
+        for (int64_t k = 1; k < m; k++) {
+            int32_t v = a[k];
+            int64_t j = k;
+            for (; j > 0 && a[j - 1] > v; j--) a[j] = a[j - 1];
+            a[j] = v;
+        }
+        return;
+    }
+    int passes = (bits + 10) / 11, digit = (bits + passes - 1) / passes;
+    int32_t *src = a, *dst = tmp;
+    for (int shift = 0; shift < bits; shift += digit) {
+        int64_t start[2048] = {0};
+        uint32_t mask = (1u << digit) - 1u;
+        for (int64_t k = 0; k < m; k++) start[((uint32_t)src[k] >> shift) & mask]++;
+        for (int64_t d = 0, sum = 0; d <= (int64_t)mask; d++) {
+            int64_t c = start[d];
+            start[d] = sum;
+            sum += c;
+        }
+        for (int64_t k = 0; k < m; k++) dst[start[((uint32_t)src[k] >> shift) & mask]++] = src[k];
+        int32_t *swap = src;
+        src = dst;
+        dst = swap;
+    }
+    if (src != a) memcpy(a, src, (size_t)m * sizeof *a);
+}
+
+/* FixedTotalNumber: the pairs sorted by (pre, post); returns 0, or -1 when out of
+ * memory for the sort's scratch row. */
+int sf_host_total(int64_t n, uint64_t n_pre, uint64_t n_post, uint32_t k0, uint32_t k1,
+                  int64_t *row_ptr, int32_t *post, int64_t *cursor)
 {
     total_pass(n, n_pre, n_post, k0, k1, row_ptr, 0, cursor);
+    int64_t longest = 0;
     for (uint64_t i = 0; i < n_pre; i++) {
+        longest = row_ptr[i + 1] > longest ? row_ptr[i + 1] : longest;
         row_ptr[i + 1] += row_ptr[i];
         cursor[i] = row_ptr[i];
     }
     total_pass(n, n_pre, n_post, k0, k1, row_ptr, post, cursor);
+    int32_t *tmp = malloc((size_t)(longest > 0 ? longest : 1) * sizeof *tmp);
+    if (!tmp) return -1;
+    int bits = 1;
+    while (bits < 31 && (1ull << bits) < n_post) bits++;
+    for (uint64_t i = 0; i < n_pre; i++)
+        sort_row(post + row_ptr[i], tmp, row_ptr[i + 1] - row_ptr[i], bits);
+    free(tmp);
+    return 0;
 }
 
 /* FixedProbability rows: target j of row r kept when word j%4 of counter
@@ -368,8 +415,8 @@ void sf_host_words(int64_t, const uint32_t *const *, const int64_t *, uint32_t *
                    uint32_t *, uint32_t *);
 void sf_host_uniforms(uint32_t, uint32_t, uint32_t, const int64_t *, int64_t, int64_t, int64_t,
                       double *, double *);
-void sf_host_total(int64_t, uint64_t, uint64_t, uint32_t, uint32_t, int64_t *, int32_t *,
-                   int64_t *);
+int sf_host_total(int64_t, uint64_t, uint64_t, uint32_t, uint32_t, int64_t *, int32_t *,
+                  int64_t *);
 int64_t sf_host_probability(const int64_t *, int64_t, int64_t, uint64_t, int, uint32_t, uint32_t,
                             int64_t *, int32_t *, int64_t);
 """
@@ -415,12 +462,13 @@ class HostLib:
                                   self.ptr(u0, "double"), self.ptr(u1, "double"))
 
     def total(self, n: int, n_pre: int, n_post: int, key: tuple[int, int]):
-        """FixedTotalNumber's (row_ptr int64, post int32)."""
+        """FixedTotalNumber's (row_ptr int64, post int32), rows sorted by target."""
         row_ptr = np.zeros(n_pre + 1, dtype=np.int64)
         post = np.empty(n, dtype=np.int32)
         cursor = np.empty(n_pre, dtype=np.int64)
-        self.lib.sf_host_total(n, n_pre, n_post, *key, self.ptr(row_ptr, "int64_t"),
-                               self.ptr(post, "int32_t"), self.ptr(cursor, "int64_t"))
+        if self.lib.sf_host_total(n, n_pre, n_post, *key, self.ptr(row_ptr, "int64_t"),
+                                  self.ptr(post, "int32_t"), self.ptr(cursor, "int64_t")):
+            raise MemoryError("FixedTotalNumber: no memory for the scratch row of the target sort")
         return row_ptr, post
 
     def probability(self, rows: np.ndarray, n_post: int, threshold: int, no_autapse: bool,

@@ -25,7 +25,7 @@ class CpuBackend:
         """Options: ``threads`` (OpenMP threads at most; default OMP_NUM_THREADS if
         set, else 1: spinning OpenMP threads collapse on a busy machine),
         ``parallel_grain`` (neurons x batch per thread below which fewer threads are
-        used, see ``team_size``; default $SPIKEFORGE_PARALLEL_GRAIN or 20000; 0: all),
+        used, see ``team_size``; default $SPIKEFORGE_PARALLEL_GRAIN or 8000; 0: all),
         ``opt`` (optimisation flag), ``openmp``, ``native`` (-march=native, cached per
         CPU model), ``extra_flags``."""
         return CpuSimulation(network, record_spikes, record_vars, opt, openmp, extra_flags,

@@ -9,3 +9,4 @@ class CpuDialect(Dialect):
     runtime_params = True  # one library per network structure (see Dialect)
     fuse_phases = True  # one barrier per step where the network allows (see Dialect)
     split_rings = True  # near/far input rings where the delays allow (see Dialect)
+    split_sorted_rows = True  # threads deliver their part of ascending rows (see Dialect)

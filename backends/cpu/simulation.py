@@ -117,7 +117,7 @@ class CpuSimulation(Simulation):
         getattr(self.lib, f"sf_cu_{self.network.custom_updates.index(cu)}")(self.c)
 
 
-PARALLEL_GRAIN = 20_000
+PARALLEL_GRAIN = 8_000
 
 
 def default_grain() -> int:
@@ -128,9 +128,12 @@ def default_grain() -> int:
 def team_size(threads: int, network, grain: int) -> int:
     """Threads that run the steps: at most ``threads``, and at most one per
     ``grain`` neurons x batch (at least 1; grain 0: all). A step's work is about
-    a nanosecond per neuron, and handing it to another core costs microseconds
-    per step (a barrier, spike lists crossing caches): on the 2-core machine of
-    BENCHMARKS.md, CUBA's 4,000 neurons ran 1.9x slower on 2 threads than on 1.
+    a nanosecond per neuron plus a few per delivered event, and handing it to
+    another core costs microseconds per step (a barrier, spike lists crossing
+    caches): on the 2-core machine of BENCHMARKS.md, CUBA's 4,000 neurons ran
+    1.9x slower on 2 threads than on 1, and the microcircuit at scale 0.1
+    (7,717 neurons) gained nothing, while at 0.25 (19,290) and above 2 threads
+    split each row (``Dialect.split_sorted_rows``) and ran 1.3-2.8x faster.
     Results never depend on it (every sum has one order whatever the team)."""
     if grain == 0:
         return threads

@@ -264,8 +264,8 @@ def stored_row(prog, proj, field: str) -> list[str]:
         return dense_row(prog, proj, field)
     n_post = prog.network.population(proj.post).size
 
-    def loop(check: bool) -> list[str]:
-        return [f"for (int64_t s = {rp}[i]; s < {rp}[i + 1]; s++) {{",
+    def loop(first: str, last: str, check: bool) -> list[str]:
+        return [f"for (int64_t s = {first}; s < {last}; s++) {{",
                 f"    const int32_t j = {post}[s];",
                 *([OWN.format(j="j")] if check else []),
                 f"    const int64_t pos = s - {rp}[i];",
@@ -273,10 +273,16 @@ def stored_row(prog, proj, field: str) -> list[str]:
                 "    (void)pos; (void)vi;",
                 *indent(synapse_block(prog, proj, field, "i", "pos", "j", "vi")), "}"]
 
+    if proj.name in prog.ascending:  # the owned targets are one stretch of the row
+        return [f"int64_t first = {rp}[i], last = {rp}[i + 1];",
+                f"if (lo > 0) first = sf_first_at_least({post}, first, last, lo);",
+                f"if (hi < {n_post}) last = sf_first_at_least({post}, first, last, hi);",
+                *loop("first", "last", False)]
     # a thread owning every target (one thread) runs the loop without the ownership
     # test, which the compiler can vectorise (gathers) when the body allows
-    return [f"if (lo == 0 && hi == {n_post}) {{", *indent(loop(False)), "} else {",
-            *indent(loop(True)), "}"]
+    full = loop(f"{rp}[i]", f"{rp}[i + 1]", False)
+    return [f"if (lo == 0 && hi == {n_post}) {{", *indent(full), "} else {",
+            *indent(loop(f"{rp}[i]", f"{rp}[i + 1]", True)), "}"]
 
 
 def dense_row(prog, proj, field: str) -> list[str]:

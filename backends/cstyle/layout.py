@@ -112,6 +112,19 @@ def near_slots(prepared, leader: str) -> int:
     return near if near <= NEAR_SAVING * depth else depth
 
 
+def rows_ascending(synapses, chunk: int = 1 << 22) -> bool:
+    """True when every CSR row of ``synapses`` lists its targets in ascending
+    order (FixedProbability and FixedTotalNumber rows always do); checked in
+    chunks, so the check needs no copy of ``post``."""
+    post, starts = synapses.post, synapses.row_ptr
+    for first in range(0, max(len(post) - 1, 0), chunk):
+        part = post[first: first + chunk + 1]
+        drops = np.flatnonzero(part[1:] < part[:-1]) + first + 1  # s with post[s] < post[s-1]
+        if len(drops) and not np.isin(drops, starts).all():
+            return False
+    return True
+
+
 def needs_columns(proj) -> bool:
     return bool(proj.weight_update.parsed["post_spike"])
 

@@ -21,8 +21,8 @@ from .fixed import helpers as fixed_helpers
 from .fixed import tables as fixed_tables
 from .render import Renderer
 from .elements import indent
-from .layout import (MAX_THREADS, dim_slots, layout, near_slots, param_slots, runtime_buffers,
-                     spike_depth)
+from .layout import (MAX_THREADS, dim_slots, layout, near_slots, param_slots, rows_ascending,
+                     runtime_buffers, spike_depth)
 from .render import HELPERS
 
 OPENMP = """\
@@ -60,6 +60,17 @@ static inline void sf_range(int64_t n, int64_t *lo, int64_t *hi)
     *hi = sf_lo(n, sf_thread() + 1, sf_team());
 }}
 
+/* First s in [a, e) with post[s] >= v (post ascending on [a, e)), else e. */
+static inline int64_t sf_first_at_least(const int32_t *post, int64_t a, int64_t e, int64_t v)
+{{
+    while (a < e) {{
+        const int64_t mid = a + (e - a) / 2;
+        if (post[mid] < v) a = mid + 1;
+        else e = mid;
+    }}
+    return a;
+}}
+
 static inline int32_t sf_max_threads(void)
 {{
 #ifdef _OPENMP
@@ -88,6 +99,7 @@ class Program:
         self.record_spikes, self.record_vars = tuple(record_spikes), tuple(record_vars)
         self.fused = dialect.fuse_phases and phases_fuse(self.network)
         self.near = split_rings(prepared) if dialect.split_rings else {}
+        self.ascending = ascending_rows(prepared) if dialect.split_sorted_rows else set()
         self.buffers, self.chunk = layout(prepared, self.record_spikes, self.record_vars,
                                           int(self.fused), self.near)
         self.runtime = dialect.runtime_params and prepared.fixed is None  # fixed: folded
@@ -341,6 +353,13 @@ def split_rings(prepared) -> dict[str, int]:
             if slots < net.ring_depth(proj.name):
                 near[proj.name] = slots
     return near
+
+
+def ascending_rows(prepared) -> set[str]:
+    """Stored sparse projections whose rows list their targets in ascending order."""
+    return {name for name, syn in prepared.synapses.items()
+            if type(prepared.network.projection(name).connectivity).__name__ != "Dense"
+            and rows_ascending(syn)}
 
 
 def phases_fuse(network) -> bool:

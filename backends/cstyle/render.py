@@ -55,6 +55,10 @@ class Dialect:
     # Split input rings whose delays allow it into a small near ring and a far
     # ring handed on by the neuron phase (see layout.near_slots).
     split_rings = False
+    # Let each thread of a team deliver only the part of a row that targets its own
+    # neurons, found by binary search, when the row's targets are ascending
+    # (layout.rows_ascending), instead of scanning the whole row.
+    split_sorted_rows = False
 
     def float_type(self, precision: str) -> str:
         return self.float_types[precision]
