@@ -204,3 +204,18 @@ def test_table_names_the_brian2_mode_and_skip_reasons():
     lines = bm.table(rows)
     assert "brian2/bin" in lines[2] and "brian2/arr" in lines[3] and "skipped" in lines[3]
     assert "brian2/bin/spikeforge sim x2.00" in bm.ratios(rows)[0]
+
+
+def test_ratios_of_repeated_runs_use_the_medians():
+    def run(sim, seconds, build, peak):
+        return {"scale": 0.5, "threads": 2, "simulator": sim, "build_s": build,
+                "sim_s_per_bio_s": seconds, "peak_mb": peak}
+    rows = [run("spikeforge", 2.0, 10.0, 100.0), run("brian2", 9.0, 80.0, 300.0),
+            run("spikeforge", 9.0, 12.0, 120.0), run("brian2", 6.0, 90.0, 310.0),
+            run("spikeforge", 3.0, 11.0, 110.0), run("brian2", 5.0, 70.0, 290.0)]
+    cell = bm.medians(rows)[(0.5, 2)]
+    assert (cell["spikeforge"]["sim"], cell["brian2"]["sim"]) == (3.0, 6.0)
+    assert cell["spikeforge"]["sim_range"] == (2.0, 9.0) and cell["brian2"]["peak"] == 310.0
+    line = bm.ratios(rows)[0]
+    assert "brian2/spikeforge sim x2.00 build x7.27 memory x2.58" in line
+    assert "medians of 3 runs; spikeforge sim 2.00-9.00 s/bio-s, brian2 5.00-9.00" in line

@@ -76,12 +76,17 @@ def fixed_feature_network():
     return feature_network(sf.Fixed(32, 16))
 
 
-@pytest.mark.parametrize("make", [cuba_network, stdp_network, feature_network,
-                                  fixed_feature_network],
-                         ids=["cuba", "stdp", "features", "features-fixed"])
-def test_generated_c_compiles_without_warnings(make, tmp_path):
+@pytest.mark.parametrize("make, prefetch", [(cuba_network, False), (stdp_network, False),
+                                           (feature_network, False), (feature_network, True),
+                                           (fixed_feature_network, False)],
+                         ids=["cuba", "stdp", "features", "features-prefetch", "features-fixed"])
+def test_generated_c_compiles_without_warnings(make, prefetch, tmp_path, monkeypatch):
+    if prefetch:
+        from spikeforge.backends.cstyle import layout
+        monkeypatch.setattr(layout, "PREFETCH_FROM", 0)
     net = make() if make is not cuba_network else cuba_network(n=200)
     sim = net.build("cpu", record_vars=[f"{net.populations[-1].name}.v"])
+    assert ("__builtin_prefetch" in sim.source) == prefetch
     src = tmp_path / "net.c"
     src.write_text(sim.source)
     cmd = [runtime.compiler(), "-O2", "-std=c11", "-Wall", "-Wextra", "-fPIC", "-shared",
@@ -96,12 +101,16 @@ SANITIZER_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     import numpy as np
     from test_cpu import feature_network
-    sim = feature_network().build("cpu", threads=1, opt="-O1",
-        extra_flags=("-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                     "-fno-omit-frame-pointer"))
-    sim.run(steps=150, progress=False)
-    sim.custom_update("total")
-    assert all(np.all(np.isfinite(v)) for v in sim.state.values())
+    from spikeforge.backends.cstyle import layout
+    flags = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+             "-fno-omit-frame-pointer")
+    for prefetch_from in (layout.PREFETCH_FROM, 0):  # then with ring prefetch
+        layout.PREFETCH_FROM = prefetch_from
+        sim = feature_network().build("cpu", threads=1, opt="-O1", extra_flags=flags)
+        assert ("__builtin_prefetch" in sim.source) == (prefetch_from == 0)
+        sim.run(steps=150, progress=False)
+        sim.custom_update("total")
+        assert all(np.all(np.isfinite(v)) for v in sim.state.values())
     print("sanitized run ok")
 """)
 

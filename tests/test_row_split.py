@@ -1,9 +1,11 @@
-"""Row splitting on the cpu backend (``Dialect.split_sorted_rows``): when a
-stored row lists its targets in ascending order, each thread of a team finds
-the stretch of the row that targets its own neurons by binary search instead
-of scanning the whole row. Which rows qualify (``layout.rows_ascending``),
+"""Row loops on the cpu backend. Row splitting (``Dialect.split_sorted_rows``):
+when a stored row lists its targets in ascending order, each thread of a team
+finds the stretch of the row that targets its own neurons by binary search
+instead of scanning the whole row. Which rows qualify (``layout.rows_ascending``),
 that FixedTotalNumber builds them so, and that results equal the reference bit
-for bit with any team size, with plastic synapses whose vars follow the split."""
+for bit with any team size, with plastic synapses whose vars follow the split.
+Ring prefetch (``Dialect.prefetch_distance``): generated only when the rings
+outgrow the cache, and then without any effect on results."""
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 import spikeforge as sf
 from spikeforge import native as host
 from spikeforge.backends.cpu.dialect import CpuDialect
+from spikeforge.backends.cstyle import layout
 from spikeforge.backends.cstyle.layout import rows_ascending
 from spikeforge.backends.cstyle.program import Program
 from spikeforge.connectivity import FixedTotalNumber, Synapses
@@ -100,3 +103,28 @@ def test_split_rows_match_the_reference_with_any_team(precision, plastic):
         for name in ("prob", "total", "sorted", "unsorted"):
             if plastic:
                 assert np.array_equal(sim.get(f"{name}.w"), ref.get(f"{name}.w")), (name, threads)
+
+
+def test_ring_prefetch_only_when_the_rings_outgrow_the_cache(monkeypatch):
+    small = Program(prepare(mixed_network()), CpuDialect())
+    assert small.prefetch_distance == 0 and "__builtin_prefetch" not in small.render()
+    monkeypatch.setattr(layout, "PREFETCH_FROM", 0)
+    program = Program(prepare(mixed_network()), CpuDialect())
+    assert program.prefetch_distance == CpuDialect.prefetch_distance > 0
+    source = program.render()
+    for name in ("prob", "total", "sorted", "unsorted", "numpost"):  # stored sparse rows
+        assert f"__builtin_prefetch(&b_inring_{name}[" in source, name
+    assert "__builtin_prefetch(&b_inring_dense[" not in source  # dense rows: vector loops
+
+
+@pytest.mark.parametrize("plastic", [True, False], ids=["stdp", "static"])
+def test_prefetching_rows_match_the_reference(plastic, monkeypatch):
+    monkeypatch.setattr(layout, "PREFETCH_FROM", 0)
+    net = mixed_network(sf.Fixed(32, 16), plastic)
+    ref = net.build("numpy", record_vars=["N.v"])
+    ref.run(steps=120, progress=False)
+    for threads in (1, 2):
+        sim = net.build("cpu", record_vars=["N.v"], threads=threads, parallel_grain=0)
+        assert "__builtin_prefetch" in sim.source
+        sim.run(steps=120, progress=False)
+        assert np.array_equal(sim.trace("N.v")[1], ref.trace("N.v")[1]), threads

@@ -109,6 +109,18 @@ def test_split_rings_match_the_reference_bit_for_bit(fuse, precision):
             assert np.array_equal(sim.trace(var)[1], ref.trace(var)[1]), (var, threads)
 
 
+def test_prefetching_split_rings_match_the_reference(monkeypatch):
+    """Ring prefetch of delayed deliveries (near slots only) changes no result."""
+    monkeypatch.setattr(layout, "PREFETCH_FROM", 0)
+    net = network(precision=sf.Fixed(32, 16))
+    ref = net.build("numpy", record_vars=["E.v"])
+    ref.run(steps=300)
+    sim = net.build("cpu", record_vars=["E.v"], threads=2, parallel_grain=0)
+    assert "if (sf_pd < 8)" in sim.source and "__builtin_prefetch" in sim.source
+    sim.run(steps=300)
+    assert np.array_equal(sim.trace("E.v")[1], ref.trace("E.v")[1])
+
+
 def test_reset_clears_the_far_ring():
     """Far events in flight at a reset are dropped, as the reference drops them
     (random streams continue after a reset, on both)."""

@@ -4,7 +4,7 @@
     python tools/bench_microcircuit.py [--scales 0.1 0.25 0.5 1.0] [--k-scale 1.0]
         [--background dc|poisson] [--threads 1 2] [--duration-ms 1000] [--seed 55]
         [--simulators spikeforge nest brian2] [--brian2-connect auto|arrays|binary]
-        [--venv /tmp/sf-mc-bench-venv] [--out FILE]
+        [--repeats 1] [--venv /tmp/sf-mc-bench-venv] [--out FILE]
 
 Every simulator runs the same network: the numbers come from
 ``spikeforge.microcircuit.derive(scale, k_scale, background)`` (sizes, synapse counts,
@@ -53,16 +53,19 @@ Floor: this machine's memory bandwidth (STREAM 'add' a = b + c in NumPy on 3 x 2
 best of 5) and the bytes one synaptic event moves in spikeforge's layout (post index, weight,
 delay: 12 B streamed from a row; the var index is the synapse index and is not loaded; plus
 the scattered read-modify-write of the target's input-ring entry, one 64 B cache line in and
-out when it misses; with T threads every thread scans each spiking row and keeps its own
-targets, so the streamed part is read T times), and the time per
-biological second they imply. The machine is shared: figures taken under load (the 1-min
-load average is recorded per run) are unreliable; compare ratios within one run.
+out when it misses; with T threads each thread reads only the stretch of a spiking row that
+targets its own neurons, found by binary search in the target-sorted row, so the streamed
+part is read once), and the time per biological second they imply. The machine is shared:
+figures taken under load (the 1-min load average is recorded per run) are unreliable;
+compare ratios within one run. --repeats R runs every cell R times, the simulators in turn
+within each repetition (so a slow period hits both), and the ratios use the medians.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import shutil
@@ -580,20 +583,41 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def medians(rows: list[dict]) -> dict:
+    """(scale, threads) -> simulator -> the medians over its runs of simulation and build
+    time, the largest peak memory, and the range of simulation times."""
+    cells: dict = {}
+    for r in rows:
+        if "skipped" not in r:
+            cells.setdefault((r["scale"], r["threads"]), {}).setdefault(r["simulator"], []).append(r)
+    return {key: {sim: {"label": label(runs[0]), "runs": len(runs),
+                        "sim": float(np.median([r["sim_s_per_bio_s"] for r in runs])),
+                        "sim_range": (min(r["sim_s_per_bio_s"] for r in runs),
+                                      max(r["sim_s_per_bio_s"] for r in runs)),
+                        "build": float(np.median([r["build_s"] for r in runs])),
+                        "peak": max(r["peak_mb"] for r in runs)}
+                  for sim, runs in group.items()}
+            for key, group in cells.items()}
+
+
 def ratios(rows: list[dict]) -> list[str]:
     lines = []
-    for key in dict.fromkeys((r["scale"], r["threads"]) for r in rows):
-        group = {r["simulator"]: r for r in rows if (r["scale"], r["threads"]) == key
-                 and "skipped" not in r}
+    for (scale, threads), group in medians(rows).items():
         sf = group.get("spikeforge")
         if sf is None:
             continue
-        parts = [f"{label(group[peer])}/spikeforge sim "
-                 f"x{group[peer]['sim_s_per_bio_s'] / sf['sim_s_per_bio_s']:.2f}"
-                 f" build x{group[peer]['build_s'] / sf['build_s']:.2f}"
-                 f" memory x{group[peer]['peak_mb'] / sf['peak_mb']:.2f}"
+        parts = [f"{group[peer]['label']}/spikeforge sim x{group[peer]['sim'] / sf['sim']:.2f}"
+                 f" build x{group[peer]['build'] / sf['build']:.2f}"
+                 f" memory x{group[peer]['peak'] / sf['peak']:.2f}"
                  for peer in ("nest", "brian2") if peer in group]
-        lines.append(f"scale {key[0]}, {key[1]} thread(s): " + ("; ".join(parts) or "no peers"))
+        runs = "" if sf["runs"] == 1 else (
+            f" (medians of {sf['runs']} runs; spikeforge sim {sf['sim_range'][0]:.2f}-"
+            f"{sf['sim_range'][1]:.2f} s/bio-s" + "".join(
+                f", {group[p]['label']} {group[p]['sim_range'][0]:.2f}-"
+                f"{group[p]['sim_range'][1]:.2f}" for p in ("nest", "brian2") if p in group)
+            + ")")
+        lines.append(f"scale {scale}, {threads} thread(s): " + ("; ".join(parts) or "no peers")
+                     + runs)
     return lines
 
 
@@ -607,6 +631,8 @@ def parse_args(argv):
     ap.add_argument("--duration-ms", type=float, default=1000.0)
     ap.add_argument("--seed", type=int, default=55)
     ap.add_argument("--simulators", nargs="+", choices=SIMULATORS, default=list(SIMULATORS))
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs of every cell, simulators in turn; ratios use medians")
     ap.add_argument("--venv", type=Path, default=Path("/tmp/sf-mc-bench-venv"))
     ap.add_argument("--timeout-s", type=float, default=3600.0)
     ap.add_argument("--out", default="/tmp/bench_microcircuit.json")
@@ -619,7 +645,10 @@ def parse_args(argv):
     ap.add_argument("--nest-rates", type=int, nargs="+", metavar="SEED",
                     help="instead of benchmarking: NEST's mean rates over these seeds after a "
                          "100 ms warm-up (--scales[0], --k-scale, --background, --duration-ms)")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error(f"--repeats must be >= 1, got {args.repeats}")
+    return args
 
 
 def main(argv=None) -> int:
@@ -647,29 +676,29 @@ def main(argv=None) -> int:
     rows, floors = [], {}
     for scale in args.scales:
         n_syn = derive(scale, args.k_scale, args.background).total_synapses
-        for threads in args.threads:
-            for sim in args.simulators:
-                available = mem_available_mb()
-                mode, skipped = plan_run(sim, n_syn, available, args.brian2_connect)
-                row = {"scale": scale, "threads": threads, "simulator": sim,
-                       "mem_available_mb": available,
-                       "need_mb": need_mb(sim, mode, n_syn), **({"brian2_connect": mode}
-                                                                if mode else {})}
-                if skipped:
-                    row["skipped"] = skipped
-                else:
-                    log(f"scale {scale}, {threads} thread(s): {sim}"
-                        + (f" (connectivity: {mode})" if mode else ""))
-                    row.update(run_child(py, sim, scale, threads, args, mode))
-                if "skipped" not in row:
-                    row.update(derived_figures(row, scale, args))
-                    if sim == "spikeforge":
-                        floors[scale] = floor_figures(row["events_per_bio_s"], bw)
-                log("  " + json.dumps({k: v for k, v in row.items() if k != "counts"},
-                                      default=float))
-                rows.append(row)
-                Path(args.out).write_text(json.dumps({**meta, "rows": rows, "floors": floors},
-                                                     indent=1, default=float))  # so far
+        for threads, repeat, sim in itertools.product(args.threads, range(args.repeats),
+                                                      args.simulators):
+            available = mem_available_mb()
+            mode, skipped = plan_run(sim, n_syn, available, args.brian2_connect)
+            row = {"scale": scale, "threads": threads, "simulator": sim, "repeat": repeat,
+                   "mem_available_mb": available,
+                   "need_mb": need_mb(sim, mode, n_syn), **({"brian2_connect": mode}
+                                                            if mode else {})}
+            if skipped:
+                row["skipped"] = skipped
+            else:
+                log(f"scale {scale}, {threads} thread(s): {sim}"
+                    + (f" (connectivity: {mode})" if mode else ""))
+                row.update(run_child(py, sim, scale, threads, args, mode))
+            if "skipped" not in row:
+                row.update(derived_figures(row, scale, args))
+                if sim == "spikeforge":
+                    floors[scale] = floor_figures(row["events_per_bio_s"], bw)
+            log("  " + json.dumps({k: v for k, v in row.items() if k != "counts"},
+                                  default=float))
+            rows.append(row)
+            Path(args.out).write_text(json.dumps({**meta, "rows": rows, "floors": floors},
+                                                 indent=1, default=float))  # so far
     lines = table(rows) + ratios(rows)
     for scale, f in floors.items():
         lines.append(f"floor at scale {scale}: {f['bandwidth_gb_s']:.1f} GB/s; "

@@ -10,3 +10,4 @@ class CpuDialect(Dialect):
     fuse_phases = True  # one barrier per step where the network allows (see Dialect)
     split_rings = True  # near/far input rings where the delays allow (see Dialect)
     split_sorted_rows = True  # threads deliver their part of ascending rows (see Dialect)
+    prefetch_distance = 64  # ring entries prefetched 64 synapses ahead (see Dialect)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from spikeforge.init import Constant, Exponential, Normal, NormalClipped, Uniform
 from spikeforge.network import Population
+from spikeforge.lang.tree import calls
 from spikeforge.philox import stream_id
 
 from .elements import Binding, Element, indent
+from . import layout
 from .layout import MAX_THREADS, needs_columns
 
 
@@ -117,17 +119,26 @@ def synapse_names(prog, proj, row: str, post: str, vi: str | None) -> dict:
     return names
 
 
+def ring_entry(prog, proj, slot: str, post: str) -> str:
+    """The input-ring entry of target ``post`` in ring slot ``slot`` (batch b)."""
+    ring = prog.ptr(f"inring:{prog.network.postsynaptic_leader[proj.name]}")
+    n_post = prog.network.population(proj.post).size
+    return f"{ring}[({slot} * {prog.batch} + b) * (int64_t){n_post} + {post}]"
+
+
+def clipped_delay(proj, delay: str) -> str:
+    return f"sf_min_i(sf_max_i({delay}, 0), {proj.max_dendritic_delay})"
+
+
 def delivery(prog, proj, row: str, post: str):
     net = prog.network
     n_post, n_pre = net.population(proj.post).size, net.population(proj.pre).size
     leader = net.postsynaptic_leader[proj.name]
-    ring = prog.ptr(f"inring:{leader}")
     depth, far = prog.ring_slots(proj.name)  # far > 0: split (layout.near_slots)
     scalar = prog.ctype("float")
 
-    def add(target: str, slot: str, value: str) -> str:
-        return prog.accumulate(f"{target}[({slot} * {prog.batch} + b) * (int64_t){n_post} + {post}]",
-                               value)
+    def add(slot: str, value: str) -> str:
+        return prog.accumulate(ring_entry(prog, proj, slot, post), value)
 
     def deliver(call, args):
         value = f"(({scalar})({args[0][0]}))" if args[0][1] == "float" or prog.fixed is None \
@@ -137,14 +148,14 @@ def delivery(prog, proj, row: str, post: str):
             return prog.accumulate(f"{target}[(int64_t)b * {n_pre} + {row}]", value)
         slot = f"sf_mod(S->step, {depth})"  # loop-invariant: hoisted by the compiler
         if call.func != "deliver_delayed":
-            return add(ring, slot, value)
-        delay = f"sf_min_i(sf_max_i({args[1][0]}, 0), {proj.max_dendritic_delay})"
+            return add(slot, value)
+        delay = clipped_delay(proj, args[1][0])
         if not far:  # 0 <= delay < depth: one conditional subtraction
-            return add(ring, wrapped(f"({slot} + {delay})", depth), value)
+            return add(wrapped(f"({slot} + {delay})", depth), value)
         later = f"sf_mod(S->step + {depth}, {far})"  # far slot of step + near depth
         far_slot = wrapped(f"({later} + sf_d - {depth})", far)
         return (f"{{ const int32_t sf_d = {delay}; if (sf_d < {depth}) {{ "
-                f"{add(ring, wrapped(f'({slot} + sf_d)', depth), value)} }} else {{ "
+                f"{add(wrapped(f'({slot} + sf_d)', depth), value)} }} else {{ "
                 f"{far_add(prog, leader, n_post, far_slot, post, value)} }} }}")
 
     return deliver
@@ -162,6 +173,37 @@ def far_add(prog, leader: str, n_post: int, slot: str, post: str, value: str) ->
             f"{prog.accumulate(f'{ring}[sf_e]', value)} "
             f"if (!{flag}[sf_e]) {{ {flag}[sf_e] = 1; "
             f"{listed}[{row} * (int64_t){n_post} + lo + {counter}++] = {post}; }}")
+
+
+def ring_prefetch(prog, proj, ahead: str, last: str) -> list[str]:
+    """Prefetch (for writing) the ring entry that synapse ``ahead`` of the row will
+    add to, when ``ahead`` < ``last``: a row's scattered read-modify-writes miss
+    the cache when the rings outgrow it (``Program.prefetch_distance``, see
+    layout.PREFETCH_FROM), and a miss issued early overlaps with the adds before
+    it. Only for rows whose pre_spike code delivers with no delay or with one int
+    synapse var as its delay (the entry is then known from two loads)."""
+    found = calls(proj.weight_update.parsed["pre_spike"])
+    delayed = {getattr(c.args[1], "id", None) for c in found if c.func == "deliver_delayed"}
+    plain = any(c.func == "deliver" for c in found)
+    names = layout.delay_vars(proj)
+    if (not prog.prefetch_distance or not prog.identity_var_index(proj.name) or not found
+            or any(c.func == "deliver_pre" for c in found) or names is None
+            or len(delayed) + plain != 1 or not delayed <= names):
+        return []
+    post = prog.ptr(f"post:{proj.name}")
+    depth, far = prog.ring_slots(proj.name)
+    slot = f"sf_mod(S->step, {depth})"
+    lines = [f"if ({ahead} < {last}) {{", f"    const int32_t sf_pj = {post}[{ahead}];"]
+    if delayed:
+        var = next(v for v in proj.weight_update.vars if v.name in delayed)
+        load = var_ref(prog, f"{proj.name}.{var.name}", var, prog.synapse_count(proj.name),
+                       ahead).load
+        lines.append(f"    const int32_t sf_pd = {clipped_delay(proj, load)};")
+        slot = wrapped(f"({slot} + sf_pd)", depth)
+        if far:
+            lines.append(f"    if (sf_pd < {depth})")
+    lines.append(f"    __builtin_prefetch(&{ring_entry(prog, proj, slot, 'sf_pj')}, 1, 3);")
+    return lines + ["}"]
 
 
 def wrapped(late: str, depth: int) -> str:
@@ -264,8 +306,13 @@ def stored_row(prog, proj, field: str) -> list[str]:
         return dense_row(prog, proj, field)
     n_post = prog.network.population(proj.post).size
 
+    prefetch = (ring_prefetch(prog, proj, f"s + {prog.prefetch_distance}", "sf_end")
+                if field == "pre_spike" else [])
+
     def loop(first: str, last: str, check: bool) -> list[str]:
+        fetch = [f"const int64_t sf_end = {last};", *prefetch] if prefetch and not check else []
         return [f"for (int64_t s = {first}; s < {last}; s++) {{",
+                *indent(fetch),
                 f"    const int32_t j = {post}[s];",
                 *([OWN.format(j="j")] if check else []),
                 f"    const int64_t pos = s - {rp}[i];",

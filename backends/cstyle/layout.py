@@ -70,6 +70,21 @@ FAR_FRACTION = 0.002
 NEAR_SAVING = 0.75
 
 
+#: Row loops prefetch their ring entries (``Dialect.prefetch_distance``) only when the
+#: network's input rings (near parts) take at least this many bytes: in cache, the
+#: prefetch is overhead (the microcircuit at scale 0.1/0.25, 1.1/2.9 MB of rings:
+#: 36%/20% slower), beyond the caches it hides misses (5.7 MB: 0-8% faster, 11.4 MB:
+#: 30-47% faster; AMD EPYC, 1 MB L2 per core, BENCHMARKS.md).
+PREFETCH_FROM = 4 << 20
+
+
+def rings_outgrow_cache(buffers) -> bool:
+    """True when the input rings (their near parts when split) that events scatter
+    into take at least PREFETCH_FROM bytes."""
+    return sum(int(np.prod(b.shape)) * b.dtype.itemsize for b in buffers
+               if b.key.startswith("inring:")) >= PREFETCH_FROM
+
+
 def delay_vars(proj) -> set[str] | None:
     """The int synapse vars every ``deliver_delayed`` of ``proj`` takes its delay
     from (empty: no delayed delivery), or None when some delay is another

@@ -21,8 +21,8 @@ from .fixed import helpers as fixed_helpers
 from .fixed import tables as fixed_tables
 from .render import Renderer
 from .elements import indent
-from .layout import (MAX_THREADS, dim_slots, layout, near_slots, param_slots, rows_ascending,
-                     runtime_buffers, spike_depth)
+from .layout import (MAX_THREADS, dim_slots, layout, near_slots, param_slots,
+                     rings_outgrow_cache, rows_ascending, runtime_buffers, spike_depth)
 from .render import HELPERS
 
 OPENMP = """\
@@ -102,6 +102,8 @@ class Program:
         self.ascending = ascending_rows(prepared) if dialect.split_sorted_rows else set()
         self.buffers, self.chunk = layout(prepared, self.record_spikes, self.record_vars,
                                           int(self.fused), self.near)
+        big = rings_outgrow_cache(self.buffers)
+        self.prefetch_distance = dialect.prefetch_distance if big else 0
         self.runtime = dialect.runtime_params and prepared.fixed is None  # fixed: folded
         if self.runtime:
             self.buffers = self.buffers + runtime_buffers(prepared)

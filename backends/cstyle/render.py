@@ -59,6 +59,10 @@ class Dialect:
     # neurons, found by binary search, when the row's targets are ascending
     # (layout.rows_ascending), instead of scanning the whole row.
     split_sorted_rows = False
+    # Synapses ahead at which a row loop prefetches the input-ring entry it will add
+    # to, when the rings are large (GCC/Clang __builtin_prefetch; 0: never; see
+    # kernels.ring_prefetch and layout.PREFETCH_FROM).
+    prefetch_distance = 0
 
     def float_type(self, precision: str) -> str:
         return self.float_types[precision]
