@@ -273,7 +273,8 @@ class FixedTotalNumber(Connectivity):
         w = w.reshape(-1, 2)[: self.n]
         pre, post = uniform_int(w[:, 0], n_pre), uniform_int(w[:, 1], n_post)
         post = post[np.lexsort((post, pre))].astype(np.int64)
-        row_ptr = np.concatenate([[0], np.cumsum(np.bincount(pre, minlength=n_pre))]).astype(np.int64)
+        counts = np.bincount(pre, minlength=n_pre)
+        row_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         return Synapses(row_ptr, post, np.arange(len(post), dtype=np.int64), len(post))
 
     def rows(self, rng, rows, n_pre, n_post, same_pop):

@@ -9,10 +9,9 @@ outgrow the cache, and then without any effect on results."""
 
 import numpy as np
 import pytest
+import spikeforge as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import spikeforge as sf
 from spikeforge import native as host
 from spikeforge.backends.cpu.dialect import CpuDialect
 from spikeforge.backends.cstyle import layout

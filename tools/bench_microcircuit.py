@@ -589,7 +589,8 @@ def medians(rows: list[dict]) -> dict:
     cells: dict = {}
     for r in rows:
         if "skipped" not in r:
-            cells.setdefault((r["scale"], r["threads"]), {}).setdefault(r["simulator"], []).append(r)
+            cell = cells.setdefault((r["scale"], r["threads"]), {})
+            cell.setdefault(r["simulator"], []).append(r)
     return {key: {sim: {"label": label(runs[0]), "runs": len(runs),
                         "sim": float(np.median([r["sim_s_per_bio_s"] for r in runs])),
                         "sim_range": (min(r["sim_s_per_bio_s"] for r in runs),
