@@ -345,9 +345,10 @@ static void sort_row(int32_t *a, int32_t *tmp, int64_t m, int bits)
     }
     int passes = (bits + 10) / 11, digit = (bits + passes - 1) / passes;
     int32_t *src = a, *dst = tmp;
+    int64_t start[2048];
+    const uint32_t mask = (1u << digit) - 1u;
     for (int shift = 0; shift < bits; shift += digit) {
-        int64_t start[2048] = {0};
-        uint32_t mask = (1u << digit) - 1u;
+        memset(start, 0, (mask + 1) * sizeof *start);
         for (int64_t k = 0; k < m; k++) start[((uint32_t)src[k] >> shift) & mask]++;
         for (int64_t d = 0, sum = 0; d <= (int64_t)mask; d++) {
             int64_t c = start[d];

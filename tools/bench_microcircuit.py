@@ -591,14 +591,16 @@ def medians(rows: list[dict]) -> dict:
         if "skipped" not in r:
             cell = cells.setdefault((r["scale"], r["threads"]), {})
             cell.setdefault(r["simulator"], []).append(r)
-    return {key: {sim: {"label": label(runs[0]), "runs": len(runs),
-                        "sim": float(np.median([r["sim_s_per_bio_s"] for r in runs])),
-                        "sim_range": (min(r["sim_s_per_bio_s"] for r in runs),
-                                      max(r["sim_s_per_bio_s"] for r in runs)),
-                        "build": float(np.median([r["build_s"] for r in runs])),
-                        "peak": max(r["peak_mb"] for r in runs)}
-                  for sim, runs in group.items()}
+    return {key: {sim: summary(runs) for sim, runs in group.items()}
             for key, group in cells.items()}
+
+
+def summary(runs: list[dict]) -> dict:
+    times = [r["sim_s_per_bio_s"] for r in runs]
+    return {"label": label(runs[0]), "runs": len(runs), "sim": float(np.median(times)),
+            "sim_range": (min(times), max(times)),
+            "build": float(np.median([r["build_s"] for r in runs])),
+            "peak": max(r["peak_mb"] for r in runs)}
 
 
 def ratios(rows: list[dict]) -> list[str]:

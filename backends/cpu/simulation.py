@@ -132,8 +132,9 @@ def team_size(threads: int, network, grain: int) -> int:
     another core costs microseconds per step (a barrier, spike lists crossing
     caches): on the 2-core machine of BENCHMARKS.md, CUBA's 4,000 neurons ran
     1.9x slower on 2 threads than on 1, and the microcircuit at scale 0.1
-    (7,717 neurons) gained nothing, while at 0.25 (19,290) and above 2 threads
-    split each row (``Dialect.split_sorted_rows``) and ran 1.3-2.8x faster.
+    (7,717 neurons) gained nothing, while at 0.25 (19,290) and above, where the
+    threads split each row (``Dialect.split_sorted_rows``), 2 threads ran
+    1.2-1.7x faster than 1 (medians, BENCHMARKS.md session 5).
     Results never depend on it (every sum has one order whatever the team)."""
     if grain == 0:
         return threads

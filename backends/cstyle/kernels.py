@@ -185,24 +185,23 @@ def ring_prefetch(prog, proj, ahead: str, last: str) -> list[str]:
     found = calls(proj.weight_update.parsed["pre_spike"])
     delayed = {getattr(c.args[1], "id", None) for c in found if c.func == "deliver_delayed"}
     plain = any(c.func == "deliver" for c in found)
-    names = layout.delay_vars(proj)
-    if (not prog.prefetch_distance or not prog.identity_var_index(proj.name) or not found
-            or any(c.func == "deliver_pre" for c in found) or names is None
-            or len(delayed) + plain != 1 or not delayed <= names):
+    if (not prog.prefetch_distance or not prog.identity_var_index(proj.name)
+            or any(c.func == "deliver_pre" for c in found)
+            or layout.delay_vars(proj) is None or len(delayed) + plain != 1):
         return []
     post = prog.ptr(f"post:{proj.name}")
     depth, far = prog.ring_slots(proj.name)
     slot = f"sf_mod(S->step, {depth})"
     lines = [f"if ({ahead} < {last}) {{", f"    const int32_t sf_pj = {post}[{ahead}];"]
+    guard = ""  # a far event (split ring) is not prefetched
     if delayed:
         var = next(v for v in proj.weight_update.vars if v.name in delayed)
         load = var_ref(prog, f"{proj.name}.{var.name}", var, prog.synapse_count(proj.name),
                        ahead).load
         lines.append(f"    const int32_t sf_pd = {clipped_delay(proj, load)};")
         slot = wrapped(f"({slot} + sf_pd)", depth)
-        if far:
-            lines.append(f"    if (sf_pd < {depth})")
-    lines.append(f"    __builtin_prefetch(&{ring_entry(prog, proj, slot, 'sf_pj')}, 1, 3);")
+        guard = f"if (sf_pd < {depth}) " if far else ""
+    lines.append(f"    {guard}__builtin_prefetch(&{ring_entry(prog, proj, slot, 'sf_pj')}, 1, 3);")
     return lines + ["}"]
 
 
@@ -306,11 +305,11 @@ def stored_row(prog, proj, field: str) -> list[str]:
         return dense_row(prog, proj, field)
     n_post = prog.network.population(proj.post).size
 
-    prefetch = (ring_prefetch(prog, proj, f"s + {prog.prefetch_distance}", "sf_end")
-                if field == "pre_spike" else [])
+    ahead = f"s + {prog.prefetch_distance}"
 
     def loop(first: str, last: str, check: bool) -> list[str]:
-        fetch = [f"const int64_t sf_end = {last};", *prefetch] if prefetch and not check else []
+        fetch = ring_prefetch(prog, proj, ahead, last) if field == "pre_spike" and not check \
+            else []
         return [f"for (int64_t s = {first}; s < {last}; s++) {{",
                 *indent(fetch),
                 f"    const int32_t j = {post}[s];",
