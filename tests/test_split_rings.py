@@ -109,14 +109,19 @@ def test_split_rings_match_the_reference_bit_for_bit(fuse, precision):
             assert np.array_equal(sim.trace(var)[1], ref.trace(var)[1]), (var, threads)
 
 
-def test_prefetching_split_rings_match_the_reference(monkeypatch):
-    """Ring prefetch of delayed deliveries (near slots only) changes no result."""
+@pytest.mark.parametrize("offsets", [True, False], ids=["ring-offsets", "delays"])
+def test_prefetching_split_rings_match_the_reference(offsets, monkeypatch):
+    """Ring prefetch of delayed deliveries (near slots only), from the stored
+    ring offsets or from delay and target, changes no result."""
     monkeypatch.setattr(layout, "PREFETCH_FROM", 0)
+    monkeypatch.setattr(CpuDialect, "ring_offsets", offsets)
     net = network(precision=sf.Fixed(32, 16))
     ref = net.build("numpy", record_vars=["E.v"])
     ref.run(steps=300)
     sim = net.build("cpu", record_vars=["E.v"], threads=2, parallel_grain=0)
-    assert "if (sf_pd < 8)" in sim.source and "__builtin_prefetch" in sim.source
+    near_size = 8 * 2 * 300  # near slots x batch x targets of E
+    guard = f"if (sf_po < {near_size})" if offsets else "if (sf_pd < 8)"
+    assert guard in sim.source and "__builtin_prefetch" in sim.source
     sim.run(steps=300)
     assert np.array_equal(sim.trace("E.v")[1], ref.trace("E.v")[1])
 

@@ -11,3 +11,4 @@ class CpuDialect(Dialect):
     split_rings = True  # near/far input rings where the delays allow (see Dialect)
     split_sorted_rows = True  # threads deliver their part of ascending rows (see Dialect)
     prefetch_distance = 64  # ring entries prefetched 64 synapses ahead (see Dialect)
+    ring_offsets = True  # stored ring offsets per synapse where allowed (see Dialect)

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from spikeforge.backends.cstyle.layout import initial_values, run_buffers
+from spikeforge.backends.cstyle.layout import fill_ring_offsets, initial_values, run_buffers
 from spikeforge.backends.cstyle.program import Program
 from spikeforge.simulation import Simulation
 
@@ -83,6 +83,13 @@ class CpuSimulation(Simulation):
 
     def _rebuild(self):
         self._load()
+
+    def _push(self, name: str) -> None:
+        """A var was set: recompute the stored ring offsets that derive from it."""
+        proj, _, var = name.partition(".")
+        if self.program.offsets.get(proj) == var:
+            fill_ring_offsets(self.prepared, proj, self.buffers[f"ringoff:{proj}"],
+                              self.state[name])
 
     def _advance(self, n: int) -> None:
         while n > 0:

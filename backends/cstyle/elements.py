@@ -24,6 +24,7 @@ class Binding:
     store: bool = False  # written back after the code
     mutable: bool = False  # assignable local that is not written back
     fmt: tuple | None = None  # fixed point: (storage Fixed, saturate) of the stored value
+    lazy: bool = False  # not declared: every read is rendered by a deliver callback
 
 
 @dataclass
@@ -64,12 +65,14 @@ class Element:
         lines = []
         for name in sorted(used & set(self.names) - self.declared):
             bind = self.names[name]
+            self.declared.add(name)
+            if bind.lazy:
+                continue
             ctype = self.program.ctype(bind.kind)
             const = "" if bind.store or bind.mutable else "const "
             lines.append(f"{const}{ctype} {mangle(name)} = {self.program.load(bind)};")
             if const and self.program.fixed is not None:  # poisson(lam) folds lam into a table
                 lines.append(f"(void){mangle(name)};")
-            self.declared.add(name)
         return lines
 
     def code(self, field_name: str, stmts) -> list[str]:

@@ -4,9 +4,11 @@ phase function, or [] when the phase has no work."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from spikeforge.init import Constant, Exponential, Normal, NormalClipped, Uniform
 from spikeforge.network import Population
-from spikeforge.lang.tree import calls
+from spikeforge.lang.tree import Name, calls, walk
 from spikeforge.philox import stream_id
 
 from .elements import Binding, Element, indent
@@ -110,6 +112,9 @@ def synapse_names(prog, proj, row: str, post: str, vi: str | None) -> dict:
     if vi is not None:
         n_var = prog.synapse_count(proj.name)
         names.update(vars_of(prog, proj.name, wu.vars, n_var, vi, True))
+        delay = prog.offsets.get(proj.name)
+        if delay is not None and read_only_as_delay(proj, delay):  # see offset_delivery
+            names[delay] = replace(names[delay], lazy=True)
     else:
         names.update(procedural_vars(prog, proj, row))
     names.update(vars_of(prog, proj.name, wu.pre_vars, pre.size, row, False))
@@ -119,6 +124,17 @@ def synapse_names(prog, proj, row: str, post: str, vi: str | None) -> dict:
     return names
 
 
+def read_only_as_delay(proj, name: str) -> bool:
+    """True when the synapse codes of ``proj`` read var ``name`` only as the delay
+    of ``deliver_delayed`` (never assign it)."""
+    wu = proj.weight_update
+    trees = [wu.parsed[f] for f in wu.SYNAPSE_FIELDS]
+    reads = sum(isinstance(n, Name) and n.id == name for t in trees for n in walk(t))
+    delays = sum(layout.delay_name(c) == name
+                 for t in trees for c in calls(t, "deliver_delayed"))
+    return reads == delays and name not in proj.written_synapse_vars()
+
+
 def ring_entry(prog, proj, slot: str, post: str) -> str:
     """The input-ring entry of target ``post`` in ring slot ``slot`` (batch b)."""
     ring = prog.ptr(f"inring:{prog.network.postsynaptic_leader[proj.name]}")
@@ -126,16 +142,27 @@ def ring_entry(prog, proj, slot: str, post: str) -> str:
     return f"{ring}[({slot} * {prog.batch} + b) * (int64_t){n_post} + {post}]"
 
 
+def offset_entry(prog, proj, offset: str) -> str:
+    """The input-ring entry that a synapse with stored ring offset ``offset``
+    (layout.ring_offsets, near part) adds to at this step (batch b)."""
+    ring = prog.ptr(f"inring:{prog.network.postsynaptic_leader[proj.name]}")
+    n_post = prog.network.population(proj.post).size
+    depth, _ = prog.ring_slots(proj.name)
+    stride = prog.batch * n_post
+    slot = f"sf_mod(S->step, {depth}) * {stride}LL"  # loop-invariant: hoisted
+    batch = f" + (int64_t)b * {n_post}" if prog.batch > 1 else ""
+    return f"{ring}[{wrapped(f'({slot} + {offset})', depth * stride)}{batch}]"
+
+
 def clipped_delay(proj, delay: str) -> str:
     return f"sf_min_i(sf_max_i({delay}, 0), {proj.max_dendritic_delay})"
 
 
-def delivery(prog, proj, row: str, post: str):
-    net = prog.network
-    n_post, n_pre = net.population(proj.post).size, net.population(proj.pre).size
-    leader = net.postsynaptic_leader[proj.name]
+def delivery(prog, proj, row: str, post: str, vi: str | None = None):
+    n_pre = prog.network.population(proj.pre).size
     depth, far = prog.ring_slots(proj.name)  # far > 0: split (layout.near_slots)
     scalar = prog.ctype("float")
+    offsets = prog.offsets.get(proj.name) if vi is not None else None  # their delay var
 
     def add(slot: str, value: str) -> str:
         return prog.accumulate(ring_entry(prog, proj, slot, post), value)
@@ -149,16 +176,47 @@ def delivery(prog, proj, row: str, post: str):
         slot = f"sf_mod(S->step, {depth})"  # loop-invariant: hoisted by the compiler
         if call.func != "deliver_delayed":
             return add(slot, value)
+        if offsets is not None and layout.delay_name(call) == offsets:
+            return offset_delivery(prog, proj, vi, value)
         delay = clipped_delay(proj, args[1][0])
         if not far:  # 0 <= delay < depth: one conditional subtraction
             return add(wrapped(f"({slot} + {delay})", depth), value)
-        later = f"sf_mod(S->step + {depth}, {far})"  # far slot of step + near depth
-        far_slot = wrapped(f"({later} + sf_d - {depth})", far)
         return (f"{{ const int32_t sf_d = {delay}; if (sf_d < {depth}) {{ "
                 f"{add(wrapped(f'({slot} + sf_d)', depth), value)} }} else {{ "
-                f"{far_add(prog, leader, n_post, far_slot, post, value)} }} }}")
+                f"{far_delivery(prog, proj, post, value)} }} }}")
 
     return deliver
+
+
+def offset_delivery(prog, proj, vi: str, value: str) -> str:
+    """``deliver_delayed(value, d)`` of synapse ``vi`` through its stored ring offset
+    (layout.ring_offsets). With a split ring, an offset beyond the near part
+    (depth x batch x n_post) is a far event, which loads the delay and the target
+    from memory (the delay var is never written by code: layout.offset_delay), so
+    the near path, nearly every event, loads only the offset and the value."""
+    offset = f"{prog.ptr(f'ringoff:{proj.name}')}[{vi}]"
+    depth, far = prog.ring_slots(proj.name)
+    if not far:
+        return prog.accumulate(offset_entry(prog, proj, offset), value)
+    name = prog.offsets[proj.name]
+    var = next(v for v in proj.weight_update.vars if v.name == name)
+    delay = var_ref(prog, f"{proj.name}.{name}", var, prog.synapse_count(proj.name), vi).load
+    target = f"{prog.ptr(f'post:{proj.name}')}[{vi}]"
+    near_size = depth * prog.batch * prog.network.population(proj.post).size
+    return (f"{{ const int32_t sf_o = {offset}; "
+            f"if (__builtin_expect(sf_o < {near_size}, 1)) {{ "
+            f"{prog.accumulate(offset_entry(prog, proj, 'sf_o'), value)} }} else {{ "
+            f"const int32_t sf_d = {clipped_delay(proj, delay)}; "
+            f"{far_delivery(prog, proj, target, value)} }} }}")
+
+
+def far_delivery(prog, proj, post: str, value: str) -> str:
+    """The far-ring add of an event with delay ``sf_d`` >= the near slots."""
+    depth, far = prog.ring_slots(proj.name)
+    later = f"sf_mod(S->step + {depth}, {far})"  # far slot of step + near depth
+    far_slot = wrapped(f"({later} + sf_d - {depth})", far)
+    leader = prog.network.postsynaptic_leader[proj.name]
+    return far_add(prog, leader, prog.network.population(proj.post).size, far_slot, post, value)
 
 
 def far_add(prog, leader: str, n_post: int, slot: str, post: str, value: str) -> str:
@@ -181,16 +239,23 @@ def ring_prefetch(prog, proj, ahead: str, last: str) -> list[str]:
     the cache when the rings outgrow it (``Program.prefetch_distance``, see
     layout.PREFETCH_FROM), and a miss issued early overlaps with the adds before
     it. Only for rows whose pre_spike code delivers with no delay or with one int
-    synapse var as its delay (the entry is then known from two loads)."""
+    synapse var as its delay (the entry is then known from two loads, or one
+    stored ring offset)."""
     found = calls(proj.weight_update.parsed["pre_spike"])
-    delayed = {getattr(c.args[1], "id", None) for c in found if c.func == "deliver_delayed"}
+    delayed = {layout.delay_name(c) for c in found if c.func == "deliver_delayed"}
     plain = any(c.func == "deliver" for c in found)
     if (not prog.prefetch_distance or not prog.identity_var_index(proj.name)
             or any(c.func == "deliver_pre" for c in found)
             or layout.delay_vars(proj) is None or len(delayed) + plain != 1):
         return []
-    post = prog.ptr(f"post:{proj.name}")
     depth, far = prog.ring_slots(proj.name)
+    if delayed == {prog.offsets.get(proj.name)}:  # from the stored ring offset
+        near_size = depth * prog.batch * prog.network.population(proj.post).size
+        guard = f"if (sf_po < {near_size}) " if far else ""
+        return [f"if ({ahead} < {last}) {{",
+                f"    const int32_t sf_po = {prog.ptr(f'ringoff:{proj.name}')}[{ahead}];",
+                f"    {guard}__builtin_prefetch(&{offset_entry(prog, proj, 'sf_po')}, 1, 3);", "}"]
+    post = prog.ptr(f"post:{proj.name}")
     slot = f"sf_mod(S->step, {depth})"
     lines = [f"if ({ahead} < {last}) {{", f"    const int32_t sf_pj = {post}[{ahead}];"]
     guard = ""  # a far event (split ring) is not prefetched
@@ -212,7 +277,7 @@ def wrapped(late: str, depth: int) -> str:
 
 def synapse_block(prog, proj, field: str, row: str, pos: str, post: str, vi: str | None):
     el = Element(prog, proj.name, synapse_names(prog, proj, row, post, vi), c1=row, c2=pos,
-                 deliver=delivery(prog, proj, row, post))
+                 deliver=delivery(prog, proj, row, post, vi))
     body = block(el, [(field, proj.weight_update.parsed[field])])
     return ["{", *indent(body + el.stores()), "}"]
 
@@ -316,7 +381,7 @@ def stored_row(prog, proj, field: str) -> list[str]:
                 *([OWN.format(j="j")] if check else []),
                 f"    const int64_t pos = s - {rp}[i];",
                 f"    const int32_t vi = {var_index(prog, proj)};",
-                "    (void)pos; (void)vi;",
+                "    (void)j; (void)pos; (void)vi;",  # j: offset_delivery may not read it
                 *indent(synapse_block(prog, proj, field, "i", "pos", "j", "vi")), "}"]
 
     if proj.name in prog.ascending:  # the owned targets are one stretch of the row

@@ -20,6 +20,8 @@ key                       shape                        meaning
 ``farcnt:<proj>``         (max_dd + 1 - W, batch, MAX_THREADS)  (thread t's at lo_t)
 ``rowptr/post/vidx:<p>``  CSR of stored connectivity   (int64 / int32 / int32; vidx only
                                                        when var index != synapse index)
+``ringoff:<p>``           (n_syn,) int32               input-ring offset per synapse
+                                                       (``ring_offsets``; cpu only)
 ``colptr/colsyn/pre:<p>`` CSC view for post_spike      (int64 / int32 / int32)
 ``ssa_off/steps/next:``   spike-source array schedule  (int64)
 ``rec_spikes:<pop>``      (chunk, batch, n) uint8      recorded event counts per step
@@ -33,7 +35,7 @@ import mmap
 from dataclasses import dataclass
 
 import numpy as np
-from spikeforge.lang.tree import calls
+from spikeforge.lang.tree import Name, calls, names_assigned
 
 MAX_RECORD_BYTES = 64 << 20
 MAX_CHUNK = 1000
@@ -85,6 +87,11 @@ def rings_outgrow_cache(buffers) -> bool:
                if b.key.startswith("inring:")) >= PREFETCH_FROM
 
 
+def delay_name(call) -> str | None:
+    """The name a ``deliver_delayed`` call takes its delay from, None for an expression."""
+    return call.args[1].id if isinstance(call.args[1], Name) else None
+
+
 def delay_vars(proj) -> set[str] | None:
     """The int synapse vars every ``deliver_delayed`` of ``proj`` takes its delay
     from (empty: no delayed delivery), or None when some delay is another
@@ -94,7 +101,7 @@ def delay_vars(proj) -> set[str] | None:
     if not found:
         return set()
     ints = {v.name for v in wu.vars if v.type == "int"}
-    names = {getattr(c.args[1], "id", None) for c in found}
+    names = {delay_name(c) for c in found}
     if proj.connectivity.procedural or not names <= ints:
         return None
     return names
@@ -125,6 +132,39 @@ def near_slots(prepared, leader: str) -> int:
     allowed = FAR_FRACTION * counts.sum()
     near = next(w for w in range(1, depth + 1) if w == depth or beyond[w] <= allowed)
     return near if near <= NEAR_SAVING * depth else depth
+
+
+def offset_delay(network, proj) -> str | None:
+    """The int synapse var that is ``proj``'s only delay when its ring offsets can
+    be stored (``ring_offsets``), else None: stored connectivity whose synapse var
+    index is the synapse index, one delay var (``delay_vars``), not batched (or
+    batch 1), written by no synapse code and no custom update (so the offsets
+    change only when the host sets the var), and every offset fits an int32."""
+    names = delay_vars(proj)
+    if not names or len(names) != 1 or proj.uses("deliver_pre"):
+        return None
+    name = next(iter(names))
+    var = next(v for v in proj.weight_update.vars if v.name == name)
+    stride = network.batch_size * network.population(proj.post).size
+    written = name in proj.written_synapse_vars() or any(
+        ref == f"{proj.name}.{name}" and key in names_assigned(cu._parsed)
+        for cu in network.custom_updates for key, ref in cu.var_refs.items())
+    if written or (var.batched and network.batch_size > 1) \
+            or (proj.max_dendritic_delay + 1) * stride >= 2**31:
+        return None
+    return name
+
+
+def ring_offsets(network, proj, delays: np.ndarray, post: np.ndarray, out: np.ndarray) -> None:
+    """Synapse s's input-ring offset into ``out``: d_s * batch * n_post + post_s with
+    d_s its delay clipped to [0, max_dendritic_delay]. The entry it adds to at step
+    n (batch b) is then (slot(n) * batch * n_post + offset) mod (depth * batch * n_post)
+    + b * n_post: one load, an add and a conditional subtraction per event instead of
+    loading the delay and the target, clipping, wrapping and multiplying."""
+    stride = network.batch_size * network.population(proj.post).size
+    np.clip(delays.reshape(-1), 0, proj.max_dendritic_delay, out=out)
+    out *= stride
+    out += post
 
 
 def rows_ascending(synapses, chunk: int = 1 << 22) -> bool:
@@ -187,9 +227,10 @@ def runtime_values(prepared) -> dict[str, np.ndarray]:
 
 
 def layout(prepared, record_spikes=(), record_vars=(), spare_spike_slots: int = 0,
-           near: dict | None = None) -> tuple[list[Buffer], int]:
+           near: dict | None = None, offsets=()) -> tuple[list[Buffer], int]:
     """The buffers of a prepared network and the recording chunk (steps);
-    ``near``: leader -> near slots of the rings that are split (``near_slots``)."""
+    ``near``: leader -> near slots of the rings that are split (``near_slots``);
+    ``offsets``: projections that get stored ring offsets (``ring_offsets``)."""
     near = near or {}
     net, batch = prepared.network, prepared.network.batch_size
     scalar = np.dtype(prepared.dtype)
@@ -203,10 +244,10 @@ def layout(prepared, record_spikes=(), record_vars=(), spare_spike_slots: int = 
                 Buffer(f"spk_t:{pop.name}", np.dtype(np.int32), (depth,)),
                 Buffer(f"spk_id:{pop.name}", np.dtype(np.int32), (depth, batch, pop.size))]
         if pop.name in prepared.spike_steps:
-            offsets, steps = prepared.spike_steps[pop.name]
-            out += [Buffer(f"ssa_off:{pop.name}", np.dtype(np.int64), offsets.shape),
+            starts, steps = prepared.spike_steps[pop.name]
+            out += [Buffer(f"ssa_off:{pop.name}", np.dtype(np.int64), starts.shape),
                     Buffer(f"ssa_steps:{pop.name}", np.dtype(np.int64), steps.shape),
-                    Buffer(f"ssa_next:{pop.name}", np.dtype(np.int64), (len(offsets) - 1,))]
+                    Buffer(f"ssa_next:{pop.name}", np.dtype(np.int64), (len(starts) - 1,))]
     for proj in net.projections:
         n_post = net.population(proj.post).size
         if net.postsynaptic_leader[proj.name] == proj.name:  # fused ones share it
@@ -227,6 +268,8 @@ def layout(prepared, record_spikes=(), record_vars=(), spare_spike_slots: int = 
                 Buffer(f"post:{proj.name}", np.dtype(np.int32), syn.post.shape)]
         if not identity_index(syn.var_index):
             out.append(Buffer(f"vidx:{proj.name}", np.dtype(np.int32), syn.var_index.shape))
+        if proj.name in offsets:
+            out.append(Buffer(f"ringoff:{proj.name}", np.dtype(np.int32), syn.post.shape))
         if needs_columns(proj):
             out += [Buffer(f"colptr:{proj.name}", np.dtype(np.int64), (n_post + 1,)),
                     Buffer(f"colsyn:{proj.name}", np.dtype(np.int32), syn.post.shape),
@@ -289,6 +332,8 @@ def initial_values(prepared, buffers: list[Buffer]) -> dict[str, np.ndarray]:
         _fill(arrays, f"rowptr:{proj}", lambda: syn.row_ptr)
         _fill(arrays, f"post:{proj}", lambda: syn.post)
         _fill(arrays, f"vidx:{proj}", lambda: syn.var_index)
+        if f"ringoff:{proj}" in arrays:
+            fill_ring_offsets(prepared, proj, arrays[f"ringoff:{proj}"])
         if f"colptr:{proj}" in arrays:
             order = np.argsort(syn.post, kind="stable")
             counts = np.bincount(syn.post, minlength=len(arrays[f"colptr:{proj}"]) - 1)
@@ -302,6 +347,16 @@ def initial_values(prepared, buffers: list[Buffer]) -> dict[str, np.ndarray]:
     for key, values in runtime_values(prepared).items():
         _fill(arrays, key, lambda: values)
     return arrays
+
+
+def fill_ring_offsets(prepared, proj: str, out: np.ndarray, delays=None) -> None:
+    """(Re)compute projection ``proj``'s stored ring offsets from its delay var
+    (``delays``, default the prepared initial values)."""
+    net = prepared.network
+    projection = net.projection(proj)
+    name = offset_delay(net, projection)
+    values = prepared.state[f"{proj}.{name}"] if delays is None else delays
+    ring_offsets(net, projection, values, prepared.synapses[proj].post, out)
 
 
 def _fill(arrays: dict, key: str, values) -> None:

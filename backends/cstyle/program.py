@@ -21,8 +21,9 @@ from .fixed import helpers as fixed_helpers
 from .fixed import tables as fixed_tables
 from .render import Renderer
 from .elements import indent
-from .layout import (MAX_THREADS, dim_slots, layout, near_slots, param_slots,
-                     rings_outgrow_cache, rows_ascending, runtime_buffers, spike_depth)
+from .layout import (MAX_THREADS, dim_slots, identity_index, layout, near_slots, offset_delay,
+                     param_slots, rings_outgrow_cache, rows_ascending, runtime_buffers,
+                     spike_depth)
 from .render import HELPERS
 
 OPENMP = """\
@@ -100,8 +101,9 @@ class Program:
         self.fused = dialect.fuse_phases and phases_fuse(self.network)
         self.near = split_rings(prepared) if dialect.split_rings else {}
         self.ascending = ascending_rows(prepared) if dialect.split_sorted_rows else set()
+        self.offsets = offset_rows(prepared) if dialect.ring_offsets else {}
         self.buffers, self.chunk = layout(prepared, self.record_spikes, self.record_vars,
-                                          int(self.fused), self.near)
+                                          int(self.fused), self.near, self.offsets)
         big = rings_outgrow_cache(self.buffers)
         self.prefetch_distance = dialect.prefetch_distance if big else 0
         self.runtime = dialect.runtime_params and prepared.fixed is None  # fixed: folded
@@ -362,6 +364,17 @@ def ascending_rows(prepared) -> set[str]:
     return {name for name, syn in prepared.synapses.items()
             if type(prepared.network.projection(name).connectivity).__name__ != "Dense"
             and rows_ascending(syn)}
+
+
+def offset_rows(prepared) -> dict[str, str]:
+    """Stored projections whose ring offsets are stored (layout.offset_delay) ->
+    their delay var."""
+    net, out = prepared.network, {}
+    for name, syn in prepared.synapses.items():
+        var = offset_delay(net, net.projection(name))
+        if var is not None and identity_index(syn.var_index):
+            out[name] = var
+    return out
 
 
 def phases_fuse(network) -> bool:

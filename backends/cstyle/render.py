@@ -63,6 +63,10 @@ class Dialect:
     # to, when the rings are large (GCC/Clang __builtin_prefetch; 0: never; see
     # kernels.ring_prefetch and layout.PREFETCH_FROM).
     prefetch_distance = 0
+    # Store each synapse's input-ring offset (delay x targets + target) where its
+    # delay var allows (layout.offset_delay), so a delayed delivery costs one load
+    # and a wrap instead of two loads, a clip, a wrap and a multiply.
+    ring_offsets = False
 
     def float_type(self, precision: str) -> str:
         return self.float_types[precision]
