@@ -104,14 +104,16 @@ def test_no_offsets_where_they_would_overflow_an_int32():
         assert (layout.offset_delay(net.network(), proj) == "d") == stored
 
 
-def test_the_near_path_loads_no_delay():
-    """Split ring: the delay var is read only on the far path (and for the
-    prefetch, from the offsets too); a single ring never reads it."""
+def test_deliveries_load_neither_delay_nor_target():
+    """Split ring: a far event decodes delay and target from its offset; a
+    single ring needs only the offset too."""
+    for delays in (tailed, spread):
+        source = network(delays=delays).network().build("cpu").source
+        assert "b_ringoff_E_E[vi]" in source
+        assert "b_state_E_E_d[vi]" not in source and "b_post_E_E[vi]" not in source
     split = network().network().build("cpu").source
-    assert split.count("b_state_E_E_d[vi]") == 1  # the far branch
     assert "if (__builtin_expect(sf_o < 900, 1))" in split  # 6 near slots x 150 targets
-    single = network(delays=spread).network().build("cpu").source
-    assert "b_state_E_E_d[vi]" not in single and "b_ringoff_E_E[vi]" in single
+    assert "sf_d = sf_o / 150, sf_t = sf_o - sf_d * 150;" in split
 
 
 def run_both(net, steps=200, threads=1, prepare_run=None):

@@ -190,24 +190,20 @@ def delivery(prog, proj, row: str, post: str, vi: str | None = None):
 
 def offset_delivery(prog, proj, vi: str, value: str) -> str:
     """``deliver_delayed(value, d)`` of synapse ``vi`` through its stored ring offset
-    (layout.ring_offsets). With a split ring, an offset beyond the near part
-    (depth x batch x n_post) is a far event, which loads the delay and the target
-    from memory (the delay var is never written by code: layout.offset_delay), so
-    the near path, nearly every event, loads only the offset and the value."""
+    o = d x stride + target (layout.ring_offsets; stride = batch x n_post). With a
+    split ring, o >= depth x stride (the near part) is a far event, whose delay and
+    target are decoded from o (a division by a constant): an event loads neither
+    the delay var nor the target, whose lines the row loop no longer streams in."""
     offset = f"{prog.ptr(f'ringoff:{proj.name}')}[{vi}]"
     depth, far = prog.ring_slots(proj.name)
     if not far:
         return prog.accumulate(offset_entry(prog, proj, offset), value)
-    name = prog.offsets[proj.name]
-    var = next(v for v in proj.weight_update.vars if v.name == name)
-    delay = var_ref(prog, f"{proj.name}.{name}", var, prog.synapse_count(proj.name), vi).load
-    target = f"{prog.ptr(f'post:{proj.name}')}[{vi}]"
-    near_size = depth * prog.batch * prog.network.population(proj.post).size
+    stride = prog.batch * prog.network.population(proj.post).size
     return (f"{{ const int32_t sf_o = {offset}; "
-            f"if (__builtin_expect(sf_o < {near_size}, 1)) {{ "
+            f"if (__builtin_expect(sf_o < {depth * stride}, 1)) {{ "
             f"{prog.accumulate(offset_entry(prog, proj, 'sf_o'), value)} }} else {{ "
-            f"const int32_t sf_d = {clipped_delay(proj, delay)}; "
-            f"{far_delivery(prog, proj, target, value)} }} }}")
+            f"const int32_t sf_d = sf_o / {stride}, sf_t = sf_o - sf_d * {stride}; "
+            f"{far_delivery(prog, proj, 'sf_t', value)} }} }}")
 
 
 def far_delivery(prog, proj, post: str, value: str) -> str:
