@@ -219,3 +219,29 @@ def test_ratios_of_repeated_runs_use_the_medians():
     line = bm.ratios(rows)[0]
     assert "brian2/spikeforge sim x2.00 build x7.27 memory x2.58" in line
     assert "medians of 3 runs; spikeforge sim 2.00-9.00 s/bio-s, brian2 5.00-9.00" in line
+
+
+# in-process A/B of code-generation settings ---------------------------------------------------
+def test_ab_variants_parse_typed_and_restore_after_the_build():
+    from spikeforge.backends.cpu.dialect import CpuDialect
+    from spikeforge.backends.cstyle import layout
+    from spikeforge.tools import ab_microcircuit as ab
+    settings = ab.parse_variant("ring_offsets=0,PREFETCH_FROM=0,FAR_FRACTION=0.01")
+    assert settings == {"ring_offsets": False, "PREFETCH_FROM": 0, "FAR_FRACTION": 0.01}
+    assert ab.parse_variant("default") == {}
+    before = (CpuDialect.ring_offsets, layout.PREFETCH_FROM, layout.FAR_FRACTION)
+    with pytest.raises(RuntimeError), ab.applied(settings):
+        assert (CpuDialect.ring_offsets, layout.PREFETCH_FROM) == (False, 0)
+        raise RuntimeError("a failed build")
+    assert (CpuDialect.ring_offsets, layout.PREFETCH_FROM, layout.FAR_FRACTION) == before
+    for bad in ("ring_offset=0", "ring_offsets", "prefetch_distance=far"):
+        with pytest.raises(ValueError, match="variant"):
+            ab.parse_variant(bad)
+
+
+def test_ab_run_compares_variants_with_equal_spikes(capsys):
+    from spikeforge.tools import ab_microcircuit as ab
+    assert ab.main(["--scale", "0.02", "--rounds", "2", "--bio-ms", "20",
+                    "default", "ring_offsets=0,split_rings=0"]) == 0
+    out = capsys.readouterr().out
+    assert "ring_offsets=0,split_rings=0 / default: median ratio" in out

@@ -50,8 +50,10 @@ recorded):
 Memory: a run is skipped when its expected peak (MEMORY_MODEL: base + bytes/synapse, an
 upper bound of measured peaks) exceeds 90% of MemAvailable read just before that run.
 Floor: this machine's memory bandwidth (STREAM 'add' a = b + c in NumPy on 3 x 256 MB arrays,
-best of 5) and the bytes one synaptic event moves in spikeforge's layout (post index, weight,
-delay: 12 B streamed from a row; the var index is the synapse index and is not loaded; plus
+best of 5) and the bytes one synaptic event moves in spikeforge's layout (stored ring offset
+and weight: 8 B streamed from a row, docs/semantics.md "Stored ring offsets"; 12 B, with
+target and delay for the offset, before 2026-11-24 20:58 UTC; the var index is the synapse
+index and is not loaded; plus
 the scattered read-modify-write of the target's input-ring entry, one 64 B cache line in and
 out when it misses; with T threads each thread reads only the stretch of a spiking row that
 targets its own neurons, found by binary search in the target-sorted row, so the streamed
@@ -97,7 +99,7 @@ MEMORY_MODEL = {("spikeforge", None): (300.0, 58.0), ("nest", None): (300.0, 52.
                 ("brian2", "arrays"): (400.0, 95.0), ("brian2", "binary"): (300.0, 35.0)}
 #: fraction of MemAvailable (read just before each run) a run may be expected to use
 MEMORY_HEADROOM = 0.9
-STREAM_BYTES, LINE_BYTES = 12, 128
+STREAM_BYTES, LINE_BYTES = 8, 128
 
 
 def log(*msg):
