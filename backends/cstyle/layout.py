@@ -136,10 +136,11 @@ def near_slots(prepared, leader: str) -> int:
 
 def offset_delay(network, proj) -> str | None:
     """The int synapse var that is ``proj``'s only delay when its ring offsets can
-    be stored (``ring_offsets``), else None: stored connectivity whose synapse var
-    index is the synapse index, one delay var (``delay_vars``), not batched (or
-    batch 1), written by no synapse code and no custom update (so the offsets
-    change only when the host sets the var), and every offset fits an int32."""
+    be stored (``ring_offsets``), else None: one delay var (``delay_vars``: stored
+    connectivity), not batched (or batch 1), written by no synapse code and no
+    custom update (so the offsets change only when the host sets the var), and
+    every offset fits an int32. (Program.offset_rows also needs the synapse var
+    index to be the synapse index.)"""
     names = delay_vars(proj)
     if not names or len(names) != 1 or proj.uses("deliver_pre"):
         return None
@@ -147,7 +148,7 @@ def offset_delay(network, proj) -> str | None:
     var = next(v for v in proj.weight_update.vars if v.name == name)
     stride = network.batch_size * network.population(proj.post).size
     written = name in proj.written_synapse_vars() or any(
-        ref == f"{proj.name}.{name}" and key in names_assigned(cu._parsed)
+        ref == f"{proj.name}.{name}" and key in names_assigned(cu.parsed)
         for cu in network.custom_updates for key, ref in cu.var_refs.items())
     if written or (var.batched and network.batch_size > 1) \
             or (proj.max_dendritic_delay + 1) * stride >= 2**31:
