@@ -36,8 +36,7 @@ def spread(rng, n):
     return rng.integers(0, LONGEST + 3, n)
 
 
-def network(delays=tailed, batch_size=1, precision="float32", model=sf.StaticPulseDendriticDelay,
-            max_delay=LONGEST):
+def network(delays=tailed, batch_size=1, precision="float32", model=sf.StaticPulseDendriticDelay):
     net = sf.NetworkBuilder(dt=0.1, batch_size=batch_size, seed=4, precision=precision,
                             fuse_postsynaptic=False)
     net.population("P", sf.PoissonSource, 120, params={"rate": 300.0})
@@ -50,7 +49,7 @@ def network(delays=tailed, batch_size=1, precision="float32", model=sf.StaticPul
                     w=sf.Normal(w, abs(w) / 5),
                     wu_init={"d": sf.Values(delays(rng, N_SYN).astype(np.int32))},
                     postsynaptic=sf.ExpCurr, ps_params={"tau": 0.5}, delay=1,
-                    max_dendritic_delay=max_delay)
+                    max_dendritic_delay=LONGEST)
     return net
 
 

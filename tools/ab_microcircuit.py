@@ -28,6 +28,7 @@ import numpy as np
 
 from spikeforge.backends.cpu.dialect import CpuDialect
 from spikeforge.backends.cstyle import layout
+from spikeforge.microcircuit import microcircuit_network
 
 SWITCHES = {name: CpuDialect for name in ("split_rings", "split_sorted_rows",
                                           "prefetch_distance", "ring_offsets", "fuse_phases")}
@@ -67,7 +68,6 @@ def applied(settings: dict):
 
 
 def build(variants: list[str], scale: float, threads: int) -> dict:
-    from spikeforge.microcircuit import microcircuit_network
     sims = {}
     for text in variants:
         with applied(parse_variant(text)):

@@ -51,8 +51,8 @@ Memory: a run is skipped when its expected peak (MEMORY_MODEL: base + bytes/syna
 upper bound of measured peaks) exceeds 90% of MemAvailable read just before that run.
 Floor: this machine's memory bandwidth (STREAM 'add' a = b + c in NumPy on 3 x 256 MB arrays,
 best of 5) and the bytes one synaptic event moves in spikeforge's layout (stored ring offset
-and weight: 8 B streamed from a row, docs/semantics.md "Stored ring offsets"; 12 B, with
-target and delay for the offset, before 2026-11-24 20:58 UTC; the var index is the synapse
+and weight: 8 B streamed from a row, docs/semantics.md "Stored ring offsets"; before
+2026-11-24 20:58 UTC target, delay and weight, 12 B; the var index is the synapse
 index and is not loaded; plus
 the scattered read-modify-write of the target's input-ring entry, one 64 B cache line in and
 out when it misses; with T threads each thread reads only the stretch of a spiking row that

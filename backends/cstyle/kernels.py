@@ -148,7 +148,7 @@ def offset_entry(prog, proj, offset: str) -> str:
     ring = prog.ptr(f"inring:{prog.network.postsynaptic_leader[proj.name]}")
     n_post = prog.network.population(proj.post).size
     depth, _ = prog.ring_slots(proj.name)
-    stride = prog.batch * n_post
+    stride = layout.ring_stride(prog.network, proj)
     slot = f"sf_mod(S->step, {depth}) * {stride}LL"  # loop-invariant: hoisted
     batch = f" + (int64_t)b * {n_post}" if prog.batch > 1 else ""
     return f"{ring}[{wrapped(f'({slot} + {offset})', depth * stride)}{batch}]"
@@ -162,7 +162,7 @@ def delivery(prog, proj, row: str, post: str, vi: str | None = None):
     n_pre = prog.network.population(proj.pre).size
     depth, far = prog.ring_slots(proj.name)  # far > 0: split (layout.near_slots)
     scalar = prog.ctype("float")
-    offsets = prog.offsets.get(proj.name) if vi is not None else None  # their delay var
+    offset_var = prog.offsets.get(proj.name) if vi is not None else None  # stored offsets
 
     def add(slot: str, value: str) -> str:
         return prog.accumulate(ring_entry(prog, proj, slot, post), value)
@@ -176,7 +176,7 @@ def delivery(prog, proj, row: str, post: str, vi: str | None = None):
         slot = f"sf_mod(S->step, {depth})"  # loop-invariant: hoisted by the compiler
         if call.func != "deliver_delayed":
             return add(slot, value)
-        if offsets is not None and layout.delay_name(call) == offsets:
+        if offset_var is not None and layout.delay_name(call) == offset_var:
             return offset_delivery(prog, proj, vi, value)
         delay = clipped_delay(proj, args[1][0])
         if not far:  # 0 <= delay < depth: one conditional subtraction
@@ -198,7 +198,7 @@ def offset_delivery(prog, proj, vi: str, value: str) -> str:
     depth, far = prog.ring_slots(proj.name)
     if not far:
         return prog.accumulate(offset_entry(prog, proj, offset), value)
-    stride = prog.batch * prog.network.population(proj.post).size
+    stride = layout.ring_stride(prog.network, proj)
     return (f"{{ const int32_t sf_o = {offset}; "
             f"if (__builtin_expect(sf_o < {depth * stride}, 1)) {{ "
             f"{prog.accumulate(offset_entry(prog, proj, 'sf_o'), value)} }} else {{ "
@@ -246,7 +246,7 @@ def ring_prefetch(prog, proj, ahead: str, last: str) -> list[str]:
         return []
     depth, far = prog.ring_slots(proj.name)
     if delayed == {prog.offsets.get(proj.name)}:  # from the stored ring offset
-        near_size = depth * prog.batch * prog.network.population(proj.post).size
+        near_size = depth * layout.ring_stride(prog.network, proj)
         guard = f"if (sf_po < {near_size}) " if far else ""
         return [f"if ({ahead} < {last}) {{",
                 f"    const int32_t sf_po = {prog.ptr(f'ringoff:{proj.name}')}[{ahead}];",

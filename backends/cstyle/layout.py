@@ -134,6 +134,12 @@ def near_slots(prepared, leader: str) -> int:
     return near if near <= NEAR_SAVING * depth else depth
 
 
+def ring_stride(network, proj) -> int:
+    """Entries of one input-ring slot of ``proj``'s target (batch x n_post): a
+    stored ring offset is delay x stride + target (``ring_offsets``)."""
+    return network.batch_size * network.population(proj.post).size
+
+
 def offset_delay(network, proj) -> str | None:
     """The int synapse var that is ``proj``'s only delay when its ring offsets can
     be stored (``ring_offsets``), else None: one delay var (``delay_vars``: stored
@@ -146,12 +152,11 @@ def offset_delay(network, proj) -> str | None:
         return None
     name = next(iter(names))
     var = next(v for v in proj.weight_update.vars if v.name == name)
-    stride = network.batch_size * network.population(proj.post).size
     written = name in proj.written_synapse_vars() or any(
         ref == f"{proj.name}.{name}" and key in names_assigned(cu.parsed)
         for cu in network.custom_updates for key, ref in cu.var_refs.items())
     if written or (var.batched and network.batch_size > 1) \
-            or (proj.max_dendritic_delay + 1) * stride >= 2**31:
+            or (proj.max_dendritic_delay + 1) * ring_stride(network, proj) >= 2**31:
         return None
     return name
 
@@ -162,9 +167,8 @@ def ring_offsets(network, proj, delays: np.ndarray, post: np.ndarray, out: np.nd
     n (batch b) is then (slot(n) * batch * n_post + offset) mod (depth * batch * n_post)
     + b * n_post: one load, an add and a conditional subtraction per event instead of
     loading the delay and the target, clipping, wrapping and multiplying."""
-    stride = network.batch_size * network.population(proj.post).size
     np.clip(delays.reshape(-1), 0, proj.max_dendritic_delay, out=out)
-    out *= stride
+    out *= ring_stride(network, proj)
     out += post
 
 
