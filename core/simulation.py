@@ -26,7 +26,7 @@ class Simulation:
     def __init__(self, network: Network, record_spikes=None, record_vars=()):
         self.network = network
         self.prepared: Prepared = prepare(network)
-        self.state = {k: np.array(v, order="C") for k, v in self.prepared.state.items()}
+        self.state = self._live_state()
         self.step = 0  # steps since build or reset (t = step * dt)
         self.rng_step = 0  # Philox counter word c0: never rewound by reset()
         self.seed = network.seed
@@ -116,6 +116,8 @@ class Simulation:
             new = to_fixed(new, self.prepared.formats[name][0], f"set {name!r}")
         elif np.issubdtype(current.dtype, np.integer) and np.any(new != np.round(new)):
             raise ValueError(f"set {name!r}: int var needs integer values")
+        if self.prepared.state[name] is current:  # shared: keep the initial value for reset
+            self.prepared.state[name] = current.copy()
         current[...] = new.astype(current.dtype)  # in place: backends may hold pointers
         self._push(name)
 
@@ -136,12 +138,16 @@ class Simulation:
             self.seed = seed
             self.prepared = prepare(self.network, seed)
             self.rng_step = 0
-            self.state = {k: np.array(v, order="C") for k, v in self.prepared.state.items()}
+            self.state = self._live_state()
             self._rebuild()
         else:
             for key, value in self.prepared.state.items():
+                if self.state[key] is value:  # shared and never set: unchanged
+                    continue
                 self.state[key][...] = value
                 self._push(key)
+                if key in self._shared:       # equal again: share again, drop the copy
+                    self.prepared.state[key] = self.state[key]
         self.step = 0
         self._reset_buffers()
         self._clear_recordings()
@@ -219,6 +225,21 @@ class Simulation:
     def _real(self, name: str, raw: np.ndarray) -> np.ndarray:
         fmt = self.prepared.formats.get(name)
         return raw if fmt is None else to_real(raw, fmt[0])
+
+    def _live_state(self) -> dict:
+        """The arrays the simulation runs on: copies of the initial values, except
+        for ``_shared_vars``, whose initial array is used itself until ``set``
+        changes the var (then the initial value is copied first, for ``reset``)."""
+        self._shared = {k for k in self._shared_vars()
+                        if self.prepared.state[k].flags.c_contiguous}
+        return {k: v if k in self._shared else np.array(v, order="C")
+                for k, v in self.prepared.state.items()}
+
+    def _shared_vars(self) -> set[str]:
+        """Vars that this backend never changes while running (only ``set`` and
+        ``reset`` write them), so that their live and initial arrays can be one:
+        none unless a backend says so."""
+        return set()
 
     def _pull(self, name: str) -> np.ndarray:
         return self.state[name]

@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from spikeforge.backends.cstyle.layout import fill_ring_offsets, initial_values, run_buffers
+from spikeforge.backends.cstyle.layout import (fill_ring_offsets, initial_values, run_buffers,
+                                               shared_arrays)
 from spikeforge.backends.cstyle.program import Program
 from spikeforge.simulation import Simulation
 
@@ -64,9 +65,8 @@ class CpuSimulation(Simulation):
         self.library_path = runtime.build_library(self.source, self.flags)
         self.ffi, self.lib = runtime.load(self.library_path, program.exports() + "\n" + SCAN_EXPORT)
         self._hits = np.empty(0, np.int64)
-        self.buffers = initial_values(self.prepared, program.buffers)
-        for key, array in self.state.items():
-            self.buffers[f"state:{key}"] = array
+        self.buffers = initial_values(self.prepared, program.buffers,
+                                      shared_arrays(self.prepared, program.buffers, self.state))
         self.c = self.ffi.new("sf_state *")
         for buf in program.buffers:
             array = self.buffers[buf.key]
@@ -74,6 +74,19 @@ class CpuSimulation(Simulation):
             setattr(self.c, buf.cname, self.ffi.cast(CTYPES[buf.dtype.name] + " *",
                                                      array.ctypes.data))
         self.c.seed = self.seed
+
+    def _shared_vars(self) -> set[str]:
+        """Synapse vars that no synapse code assigns and no custom update references:
+        the generated code only reads them (weights and delays of static synapses,
+        8 bytes per synapse in the microcircuit), so one array serves as initial
+        and live value until ``set`` writes the var."""
+        net = self.network
+        referenced = {ref for cu in net.custom_updates for ref in cu.var_refs.values()}
+        return {key for proj in net.projections
+                for var in proj.weight_update.vars
+                if var.name not in proj.written_synapse_vars()
+                and (key := f"{proj.name}.{var.name}") not in referenced
+                and key in self.prepared.state}
 
     def _reset_buffers(self):
         """Restore what a run changes (state is reset by the base class); the
