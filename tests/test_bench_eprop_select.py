@@ -78,3 +78,34 @@ def test_nested_data_file_splits_speakers_disjointly(tmp_path, monkeypatch):
     assert set(d["yte"]) == {5} and set(d["yva"]) == {0} and set(d["ytr"]) == {1, 2, 3, 4}
     assert len(d["xtr"]) == 12 and d["xte"].shape == (3, 250, 6)
     assert (d["xte"][:, :8, 5] == 1).all() and d["xte"].sum() == 3 * 8
+
+
+def _select_row(fold, method, seed, acc):
+    return {"split": f"speaker:{fold}/val:next", "method": method, "seed": seed,
+            "test_accuracy": acc}
+
+
+def test_seed_summary_means_and_standard_error_over_seeds():
+    rows = [_select_row("george", "eprop", 1, 0.2), _select_row("george", "bptt", 1, 0.4),
+            _select_row("jackson", "eprop", 1, 0.6), _select_row("jackson", "bptt", 1, 0.6),
+            _select_row("george", "eprop", 2, 0.3), _select_row("george", "bptt", 2, 0.3),
+            _select_row("jackson", "eprop", 2, 0.7), _select_row("jackson", "bptt", 2, 0.5),
+            _select_row("lucas", "eprop", 1, 0.9)]        # lucas lacks seed 2 and BPTT: left out
+    s = b.seed_summary(rows)
+    assert s["seeds"] == [1, 2] and s["folds"] == ["speaker:george/val:next",
+                                                   "speaker:jackson/val:next"]
+    assert s["per_fold"]["speaker:george/val:next"] == pytest.approx({"eprop": 0.25,
+                                                                      "bptt": 0.35})
+    assert s["per_seed"][1] == pytest.approx({"eprop": 0.4, "bptt": 0.5})
+    assert s["per_seed"][2] == pytest.approx({"eprop": 0.5, "bptt": 0.4})
+    assert s["gap"] == pytest.approx(0.0)               # seed gaps -0.1 and +0.1
+    assert s["gap_se"] == pytest.approx(0.1)            # sd 0.1414 / sqrt(2)
+
+
+def test_seed_summary_needs_two_seeds():
+    rows = [_select_row("george", "eprop", 1, 0.2), _select_row("george", "bptt", 1, 0.4)]
+    assert b.seed_summary(rows) is None
+    old = [{k: v for k, v in r.items() if k != "seed"} for r in rows]   # seed-1 rows of old runs
+    assert b.seed_summary(old + [_select_row("george", "eprop", 2, 0.3),
+                                 _select_row("george", "bptt", 2, 0.5)])["gap"] == \
+        pytest.approx(-0.2)

@@ -380,7 +380,7 @@ def job_torch_accuracy(spec) -> dict:
     model = alif(1000.0 / spec["T"]) if spec["method"] == "bptt" else lstm()
     lr = HP["lr"] if spec["method"] == "bptt" else 3e-3
     t0, c0 = time.perf_counter(), cpu_s()
-    losses = torch_train(torch, model, xtr, ytr, spec["epochs"], lr)
+    losses = torch_train(torch, model, xtr, ytr, spec["epochs"], lr, seed=HP["seed"])
     out = {"train_s": time.perf_counter() - t0, "train_cpu_s": cpu_s() - c0,
            "history": {"loss": losses}, "test_accuracy": torch_accuracy(torch, model, xte, yte),
            "train_accuracy": torch_accuracy(torch, model, xtr[:500], ytr[:500])}
@@ -455,7 +455,8 @@ def job_torch_select(spec) -> dict:
         log(spec["key"], curves[-1])
 
     t0, c0 = time.perf_counter(), cpu_s()
-    torch_train(torch, model, d["xtr"], d["ytr"], spec["epochs"], lr, on_epoch=on_epoch)
+    torch_train(torch, model, d["xtr"], d["ytr"], spec["epochs"], lr, seed=HP["seed"],
+                on_epoch=on_epoch)
     return {"train_s": time.perf_counter() - t0, "train_cpu_s": cpu_s() - c0,
             "torch": torch.__version__, **summarize_selection(curves, str(d["val_speaker"]))}
 
@@ -504,6 +505,7 @@ JOBS = {("accuracy", "eprop"): job_eprop_accuracy, ("accuracy", "bptt"): job_tor
 
 def child_main(spec_json: str):
     spec = json.loads(spec_json)
+    HP["seed"] = spec.get("seed", HP["seed"])      # weight init and sample order, all methods
     out = JOBS[(spec["kind"], spec["method"])](spec)
     print("RESULT " + json.dumps(out), flush=True)
 
@@ -568,11 +570,14 @@ def cmd_accuracy(args):
         data = str((nested_data_file if nested else data_file)(args, how, args.T))
         for method in args.method:
             latency = args.latency if (method == "lstm" or how == "conventional") else 0
-            key = f"accuracy/{method}/{how}/T{args.T}/e{args.epochs}/t{args.threads}"
-            kind = "select" if nested else "accuracy"
-            run_job(args, {"key": key, "kind": kind, "method": method, "split": how,
-                           "T": args.T, "epochs": args.epochs, "threads": args.threads,
-                           "data": data, "latency": latency, "hp": HP})
+            for seed in args.seed:
+                key = (f"accuracy/{method}/{how}/T{args.T}/e{args.epochs}/t{args.threads}"
+                       + ("" if seed == 1 else f"/s{seed}"))
+                kind = "select" if nested else "accuracy"
+                run_job(args, {"key": key, "kind": kind, "method": method, "split": how,
+                               "T": args.T, "epochs": args.epochs, "threads": args.threads,
+                               "data": data, "latency": latency, "seed": seed,
+                               "hp": {**HP, "seed": seed}})
 
 
 def cmd_throughput(args):
@@ -614,13 +619,60 @@ def _fmt(v, spec="{:.3g}"):
     return "-" if v is None else spec.format(v)
 
 
+def percent(fraction: float) -> str:
+    return f"{100 * fraction:.1f}"
+
+
+def seed_summary(rows: list) -> dict | None:
+    """Nested selection over several seeds: test accuracy at the selected epoch, per fold
+    averaged over seeds, and per seed averaged over the folds that both methods finished
+    for every seed. The gap's standard error is sd(per-seed gaps) / sqrt(seeds): the folds
+    are all the speakers, so the seed (weight init and sample order) is the noise left."""
+    acc = {(r["split"], r["method"], r.get("seed", 1)): r["test_accuracy"] for r in rows}
+    seeds = sorted({s for (_, _, s) in acc})
+    folds = sorted({f for (f, _, _) in acc
+                    if all((f, m, s) in acc for m in ("eprop", "bptt") for s in seeds)})
+    if len(seeds) < 2 or not folds:
+        return None
+    def mean(method, fs, ss):
+        return float(np.mean([acc[(f, method, s)] for f in fs for s in ss]))
+
+    per_seed = {s: {m: mean(m, folds, [s]) for m in ("eprop", "bptt")} for s in seeds}
+    gaps = [v["eprop"] - v["bptt"] for v in per_seed.values()]
+    return {"seeds": seeds, "folds": folds,
+            "per_fold": {f: {m: mean(m, [f], seeds) for m in ("eprop", "bptt")} for f in folds},
+            "per_seed": per_seed, "eprop": mean("eprop", folds, seeds),
+            "bptt": mean("bptt", folds, seeds), "gap": float(np.mean(gaps)),
+            "gap_se": float(np.std(gaps, ddof=1) / math.sqrt(len(gaps)))}
+
+
+def print_seed_summary(rows: list):
+    summary = seed_summary(rows)
+    if summary is None:
+        return
+    pct, seeds = percent, summary["seeds"]
+    print(f"\n| test speaker | e-prop test (mean of seeds {', '.join(map(str, seeds))}) | BPTT "
+          "test | difference |\n|---|---|---|---|")
+    for f, v in summary["per_fold"].items():
+        print(f"| {parse_nested(f)[0]} | {pct(v['eprop'])} | {pct(v['bptt'])} | "
+              f"{100 * (v['eprop'] - v['bptt']):+.1f} |")
+    for s, v in summary["per_seed"].items():
+        print(f"| mean over folds, seed {s} | {pct(v['eprop'])} | {pct(v['bptt'])} | "
+              f"{100 * (v['eprop'] - v['bptt']):+.1f} |")
+    print(f"| **mean ({len(summary['folds'])} folds x {len(seeds)} seeds)** | "
+          f"**{pct(summary['eprop'])}** | **{pct(summary['bptt'])}** | "
+          f"**{100 * summary['gap']:+.1f} +- {100 * summary['gap_se']:.1f}** (s.e. over seeds) |")
+
+
 def select_table(rows: list):
-    """Nested selection per fold: e-prop vs BPTT at each method's validation-chosen epoch."""
+    """Nested selection per fold: e-prop vs BPTT at each method's validation-chosen epoch
+    (seed 1), then the summary over seeds when there are several."""
+    all_seeds, rows = rows, [r for r in rows if r.get("seed", 1) == 1]
     by = {(r["split"], r["method"]): r for r in rows}
     splits = sorted({r["split"] for r in rows})
     if not {"eprop", "bptt"} <= {r["method"] for r in rows}:
         return
-    pct = lambda v: f"{100 * v:.1f}"
+    pct = percent
     print("\n| test speaker | val speaker | e-prop epoch | e-prop val | e-prop test | BPTT epoch "
           "| BPTT val | BPTT test | difference | test per epoch: e-prop / BPTT "
           "| val per epoch: e-prop / BPTT |\n|---|---|---|---|---|---|---|---|---|---|---|")
@@ -643,6 +695,7 @@ def select_table(rows: list):
               f"**{pct(mean(0, 'test_accuracy'))}** | | {pct(mean(1, 'val_accuracy'))} | "
               f"**{pct(mean(1, 'test_accuracy'))}** | "
               f"**{100 * (mean(0, 'test_accuracy') - mean(1, 'test_accuracy')):+.1f}** | | |")
+    print_seed_summary(all_seeds)
 
 
 def cmd_table(args):
@@ -702,6 +755,9 @@ def main(argv=None):
     a.add_argument("--T", type=int, default=250)
     a.add_argument("--threads", type=int, default=1)
     a.add_argument("--latency", type=int, default=50, help="batch-1 latency repeats")
+    a.add_argument("--seed", type=int, nargs="+", default=[1],
+                   help="seeds of weight initialisation and sample order (one job each; "
+                        "keys of seeds other than 1 end in /s<seed>)")
     t = sub.add_parser("throughput")
     t.add_argument("--method", nargs="+", default=["eprop", "bptt"], choices=["eprop", "bptt"])
     t.add_argument("--T", type=int, nargs="+", default=[100, 500, 1000, 2000])
