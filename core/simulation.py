@@ -153,7 +153,8 @@ class Simulation:
         self._clear_recordings()
 
     def connectivity(self, proj: str) -> tuple[np.ndarray, np.ndarray]:
-        """(pre, post) index arrays of every synapse of projection ``proj``, in CSR order."""
+        """(pre, post) index arrays of every synapse of projection ``proj``, in CSR order;
+        ``post`` is a read-only view (backends may run on that very array)."""
         projection = self.network.projection(proj)
         syn = self.prepared.synapses.get(proj)
         if syn is None:
@@ -163,7 +164,9 @@ class Simulation:
             post = self.network.population(projection.post)
             syn = projection.connectivity.materialise(
                 stream(self.seed, proj, "connectivity"), pre.size, post.size, pre is post)
-        return syn.pre, syn.post
+        post = syn.post.view()
+        post.flags.writeable = False
+        return syn.pre, post
 
     # helpers for backends -------------------------------------------------------
     def _steps(self, steps, duration_ms) -> int:

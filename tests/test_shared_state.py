@@ -70,6 +70,28 @@ def test_set_keeps_the_initial_values_for_reset_and_reset_shares_again():
     assert len(first[0]) > 0
 
 
+def test_reseeding_shares_the_new_initial_values():
+    net = network()
+    sim = net.build(backend="cpu")
+    sim.set("static.w", 0.4)
+    sim.reset(seed=11)
+    assert sim.state["static.w"] is sim.prepared.state["static.w"]
+    fresh = net.build(backend="cpu")
+    fresh.reset(seed=11)
+    np.testing.assert_array_equal(sim.get("static.w"), fresh.get("static.w"))
+    assert not np.array_equal(sim.get("static.w"), net.build(backend="cpu").get("static.w"))
+    for got, want in zip(spikes(sim), spikes(fresh)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_connectivity_is_handed_out_read_only():
+    sim = network().build(backend="cpu")
+    pre, post = sim.connectivity("static")
+    assert np.shares_memory(post, sim.buffers["post:static"])
+    with pytest.raises(ValueError, match="read-only"):
+        post[:] = 0
+
+
 def test_simulations_of_one_network_do_not_share_state():
     net = network()
     a, b = net.build(backend="cpu"), net.build(backend="cpu")
