@@ -14,7 +14,8 @@ the drift of a shared machine (up to 1.8x between minutes on the benchmark
 machine) hits all of them alike; the comparison is the median over rounds of
 each variant's time over the first variant's. The settings change no result, so
 the spike counts must agree (exit status 1 otherwise). Builds hold every
-variant's network at once: about 11 GB per variant at full scale.
+variant's network at once: about 5 GB per variant at full scale (11 GB before
+session 8's shared arrays).
 """
 
 from __future__ import annotations

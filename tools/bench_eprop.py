@@ -650,17 +650,17 @@ def print_seed_summary(rows: list):
     summary = seed_summary(rows)
     if summary is None:
         return
-    pct, seeds = percent, summary["seeds"]
+    seeds = summary["seeds"]
     print(f"\n| test speaker | e-prop test (mean of seeds {', '.join(map(str, seeds))}) | BPTT "
           "test | difference |\n|---|---|---|---|")
     for f, v in summary["per_fold"].items():
-        print(f"| {parse_nested(f)[0]} | {pct(v['eprop'])} | {pct(v['bptt'])} | "
+        print(f"| {parse_nested(f)[0]} | {percent(v['eprop'])} | {percent(v['bptt'])} | "
               f"{100 * (v['eprop'] - v['bptt']):+.1f} |")
     for s, v in summary["per_seed"].items():
-        print(f"| mean over folds, seed {s} | {pct(v['eprop'])} | {pct(v['bptt'])} | "
+        print(f"| mean over folds, seed {s} | {percent(v['eprop'])} | {percent(v['bptt'])} | "
               f"{100 * (v['eprop'] - v['bptt']):+.1f} |")
     print(f"| **mean ({len(summary['folds'])} folds x {len(seeds)} seeds)** | "
-          f"**{pct(summary['eprop'])}** | **{pct(summary['bptt'])}** | "
+          f"**{percent(summary['eprop'])}** | **{percent(summary['bptt'])}** | "
           f"**{100 * summary['gap']:+.1f} +- {100 * summary['gap_se']:.1f}** (s.e. over seeds) |")
 
 
@@ -672,7 +672,6 @@ def select_table(rows: list):
     splits = sorted({r["split"] for r in rows})
     if not {"eprop", "bptt"} <= {r["method"] for r in rows}:
         return
-    pct = percent
     print("\n| test speaker | val speaker | e-prop epoch | e-prop val | e-prop test | BPTT epoch "
           "| BPTT val | BPTT test | difference | test per epoch: e-prop / BPTT "
           "| val per epoch: e-prop / BPTT |\n|---|---|---|---|---|---|---|---|---|---|---|")
@@ -682,18 +681,18 @@ def select_table(rows: list):
         if e is None or t is None:
             continue
         pairs.append((e, t))
-        curve = lambda r, k="test_accuracy": " ".join(pct(c[k]) for c in r["curves"])
+        curve = lambda r, k="test_accuracy": " ".join(percent(c[k]) for c in r["curves"])
         print(f"| {parse_nested(how)[0]} | {e['val_speaker']} | {e['selected_epoch']} | "
-              f"{pct(e['val_accuracy'])} | {pct(e['test_accuracy'])} | {t['selected_epoch']} | "
-              f"{pct(t['val_accuracy'])} | {pct(t['test_accuracy'])} | "
+              f"{percent(e['val_accuracy'])} | {percent(e['test_accuracy'])} | {t['selected_epoch']} | "
+              f"{percent(t['val_accuracy'])} | {percent(t['test_accuracy'])} | "
               f"{100 * (e['test_accuracy'] - t['test_accuracy']):+.1f} | "
               f"{curve(e)} / {curve(t)} | {curve(e, 'val_accuracy')} / "
               f"{curve(t, 'val_accuracy')} |")
     if pairs:
         mean = lambda m, k: float(np.mean([p[m][k] for p in pairs]))
-        print(f"| **mean ({len(pairs)} folds)** | | | {pct(mean(0, 'val_accuracy'))} | "
-              f"**{pct(mean(0, 'test_accuracy'))}** | | {pct(mean(1, 'val_accuracy'))} | "
-              f"**{pct(mean(1, 'test_accuracy'))}** | "
+        print(f"| **mean ({len(pairs)} folds)** | | | {percent(mean(0, 'val_accuracy'))} | "
+              f"**{percent(mean(0, 'test_accuracy'))}** | | {percent(mean(1, 'val_accuracy'))} | "
+              f"**{percent(mean(1, 'test_accuracy'))}** | "
               f"**{100 * (mean(0, 'test_accuracy') - mean(1, 'test_accuracy')):+.1f}** | | |")
     print_seed_summary(all_seeds)
 

@@ -372,8 +372,10 @@ def fill_ring_offsets(prepared, proj: str, out: np.ndarray, delays=None) -> None
 
 
 def _fill(arrays: dict, key: str, values) -> None:
-    if key in arrays and arrays[key] is not values():
-        arrays[key][...] = values()
+    if key in arrays:
+        value = values()
+        if value is not arrays[key]:  # a buffer bound to that very array (``live``)
+            arrays[key][...] = value
 
 
 def shared_arrays(prepared, buffers: list[Buffer], state: dict) -> dict[str, np.ndarray]:
