@@ -12,3 +12,4 @@ class CpuDialect(Dialect):
     split_sorted_rows = True  # threads deliver their part of ascending rows (see Dialect)
     prefetch_distance = 64  # ring entries prefetched 64 synapses ahead (see Dialect)
     ring_offsets = True  # stored ring offsets per synapse where allowed (see Dialect)
+    defer_block = 32  # deferred synapse dynamics in blocks of 32 steps (see Dialect)

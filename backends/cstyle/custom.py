@@ -1,6 +1,7 @@
 """Custom updates in generated code (reference: backends/numpy/custom.py).
 
-Loops run element-major, batch-minor. Each reduction output starts at its
+Loops run element-major, batch-minor (batch-major when the elements are
+independent: no reduction, no shared var written). Each reduction output starts at its
 identity, every (element, batch) contribution is folded in batch order
 (over the batch) or element order (over neurons). A shared var written by the
 code takes batch element 0's value after the batch loop, so every batch
@@ -65,6 +66,8 @@ def custom_update(prog, cu) -> list[str]:
     body += [f"if (b == 0) sh_{x} = u_{x};" for x in shared_written]
     body += [_fold(prog, cu, name, red) for name, red in cu.reductions.items()]
     inits = [_init_output(prog, cu, name, red, n) for name, red in cu.reductions.items()]
+    if not cu.reductions and not shared_written:
+        return batch_major(prog, n, body)
     loop = [f"{prog.ctype(names[x].kind)} sh_{x} = 0;" for x in shared_written]
     loop += [f"for (int32_t b = 0; b < {prog.batch}; b++) {{", "    {", *indent(body, 2), "    }",
              "}"]
@@ -75,6 +78,18 @@ def custom_update(prog, cu) -> list[str]:
         return ["SF_OMP(omp single)", "{", *indent(inits + loop), "}"]  # one order per sum
     inits = ["SF_OMP(omp single)", "{", *indent(inits), "}"] if inits else []
     return inits + ["SF_OMP(omp for schedule(static))", *loop]
+
+
+def batch_major(prog, n, body: list[str]) -> list[str]:
+    """Elements that are independent of each other (no reduction, no shared var
+    written) in batch-major order: contiguous rows of batched vars instead of a
+    stride of n per batch element (resetting e-prop's per-synapse traces was 10%
+    of a training step element-major). Each thread takes the same static share
+    of every row, so no barrier is needed until the end."""
+    return [f"for (int32_t b = 0; b < {prog.batch}; b++) {{",
+            "    SF_OMP(omp for schedule(static) nowait)",
+            f"    for (int64_t e = 0; e < {n}; e++) {{", "        {", *indent(body, 3),
+            "        }", "    }", "}", "SF_OMP(omp barrier)"]
 
 
 def _out(prog, cu, name, red) -> str:

@@ -12,6 +12,7 @@ from spikeforge.lang.tree import Name, calls, walk
 from spikeforge.philox import stream_id
 
 from .elements import Binding, Element, indent
+from . import defer as D
 from . import layout
 from .layout import MAX_THREADS, needs_columns
 
@@ -271,10 +272,17 @@ def wrapped(late: str, depth: int) -> str:
     return f"({late} >= {depth} ? {late} - {depth} : {late})"
 
 
-def synapse_block(prog, proj, field: str, row: str, pos: str, post: str, vi: str | None):
-    el = Element(prog, proj.name, synapse_names(prog, proj, row, post, vi), c1=row, c2=pos,
+def synapse_block(prog, proj, field: str, row: str, pos: str, post: str, vi: str | None,
+                  stmts=None, deferred=None):
+    """One synapse running ``field`` (or the statements ``stmts`` of it); with
+    ``deferred``, the neuron vars it reads come from the block history (defer.py)."""
+    names = synapse_names(prog, proj, row, post, vi)
+    if deferred is not None:
+        names.update(D.history_names(prog, proj, deferred, row, post))
+    el = Element(prog, proj.name, names, c1=row, c2=pos,
                  deliver=delivery(prog, proj, row, post, vi))
-    body = block(el, [(field, proj.weight_update.parsed[field])])
+    stmts = proj.weight_update.parsed[field] if stmts is None else stmts
+    body = block(el, [(field, stmts)])
     return ["{", *indent(body + el.stores()), "}"]
 
 
@@ -344,11 +352,30 @@ def postsynaptic_spikes(prog, proj) -> list[str]:
 
 
 def synapse_dynamics(prog, proj) -> list[str]:
+    """Phase 4; a deferred projection (defer.py) runs only its deliveries here and
+    records the neuron vars its other statements read."""
     if not proj.weight_update.parsed["synapse_dynamics"]:
         return []
     n_pre = prog.network.population(proj.pre).size
-    inner = stored_row(prog, proj, "synapse_dynamics")
-    return owned(prog, proj, batch_loop(prog, n_pre, inner, parallel=False), "j")
+    d = prog.deferred.get(proj.name)
+    if d is None:
+        inner = stored_row(prog, proj, "synapse_dynamics")
+        return owned(prog, proj, batch_loop(prog, n_pre, inner, parallel=False), "j")
+    now = stored_row(prog, proj, "synapse_dynamics", d.now) if d.now else []
+    loop = batch_loop(prog, n_pre, now, parallel=False) if now else []
+    return owned(prog, proj, loop + D.snapshot(prog, proj, d), "j")
+
+
+def deferred_sweep(prog, proj) -> list[str]:
+    """The deferred statements of the block's steps kk = 0 .. nk-1 for the owned
+    synapses: per row, step after step, so the row's state stays in cache."""
+    d = prog.deferred[proj.name]
+    net = prog.network
+    n_pre, n_post = net.population(proj.pre).size, net.population(proj.post).size
+    row = stored_row(prog, proj, "synapse_dynamics", d.later, d)
+    inner = ["for (int32_t kk = 0; kk < nk; kk++) {", *indent(row), "}"]
+    return [f"const int32_t nk = {D.slot(prog)} + 1;", "int64_t lo, hi;",
+            f"sf_range({n_post}, &lo, &hi);", *batch_loop(prog, n_pre, inner, parallel=False)]
 
 
 def var_index(prog, proj) -> str:
@@ -359,11 +386,22 @@ def var_index(prog, proj) -> str:
     return f"{prog.ptr(f'vidx:{proj.name}')}[s]"
 
 
-def stored_row(prog, proj, field: str) -> list[str]:
-    """Run ``field`` for the owned synapses of stored row i, in CSR order."""
+def var_index_decl(prog, proj, field: str) -> str:
+    """Declaration of ``vi`` in a row loop. In synapse dynamics, where a row's vars
+    are read and written in order, a 64-bit s itself (identity index) keeps the
+    addresses affine so the compiler vectorises the loop; an int32 cast under
+    -fwrapv does not."""
+    if field == "synapse_dynamics" and prog.identity_var_index(proj.name):
+        return "const int64_t vi = s;"
+    return f"const int32_t vi = {var_index(prog, proj)};"
+
+
+def stored_row(prog, proj, field: str, stmts=None, deferred=None) -> list[str]:
+    """Run ``field`` (or ``stmts``, see synapse_block) for the owned synapses of
+    stored row i, in CSR order."""
     rp, post = (prog.ptr(f"{k}:{proj.name}") for k in ("rowptr", "post"))
     if type(proj.connectivity).__name__ == "Dense":
-        return dense_row(prog, proj, field)
+        return dense_row(prog, proj, field, stmts, deferred)
     n_post = prog.network.population(proj.post).size
 
     ahead = f"s + {prog.prefetch_distance}"
@@ -376,9 +414,10 @@ def stored_row(prog, proj, field: str) -> list[str]:
                 f"    const int32_t j = {post}[s];",
                 *([OWN.format(j="j")] if check else []),
                 f"    const int64_t pos = s - {rp}[i];",
-                f"    const int32_t vi = {var_index(prog, proj)};",
+                f"    {var_index_decl(prog, proj, field)}",
                 "    (void)j; (void)pos; (void)vi;",  # j: offset_delivery may not read it
-                *indent(synapse_block(prog, proj, field, "i", "pos", "j", "vi")), "}"]
+                *indent(synapse_block(prog, proj, field, "i", "pos", "j", "vi", stmts,
+                                      deferred)), "}"]
 
     if proj.name in prog.ascending:  # the owned targets are one stretch of the row
         return [f"int64_t first = {rp}[i], last = {rp}[i + 1];",
@@ -392,7 +431,7 @@ def stored_row(prog, proj, field: str) -> list[str]:
             *indent(loop(f"{rp}[i]", f"{rp}[i + 1]", True)), "}"]
 
 
-def dense_row(prog, proj, field: str) -> list[str]:
+def dense_row(prog, proj, field: str, stmts=None, deferred=None) -> list[str]:
     """Dense row i: synapse s = i * n_post + j targets j (Dense.rows builds it so),
     so the owned targets [lo, hi) are one contiguous, branch-free loop that the
     compiler can vectorise; same order as the CSR loop."""
@@ -400,9 +439,10 @@ def dense_row(prog, proj, field: str) -> list[str]:
     return ["for (int32_t j = (int32_t)lo; j < (int32_t)hi; j++) {",
             f"    const int64_t s = (int64_t)i * {n_post} + j;",
             "    const int64_t pos = j;",
-            "    const int32_t vi = (int32_t)s;",
+            f"    {var_index_decl(prog, proj, field)}",
             "    (void)pos; (void)vi;",
-            *indent(synapse_block(prog, proj, field, "i", "pos", "j", "vi")), "}"]
+            *indent(synapse_block(prog, proj, field, "i", "pos", "j", "vi", stmts, deferred)),
+            "}"]
 
 
 # procedural connectivity ------------------------------------------------------------
@@ -648,5 +688,5 @@ def compact_spikes(prog, pop) -> list[str]:
 # custom updates --------------------------------------------------------------------------
 from .custom import custom_update  # noqa: E402  (kept in its own module)
 
-__all__ = ["custom_update", "neurons", "postsynaptic_spikes", "presynaptic", "record_vars",
-           "synapse_dynamics"]
+__all__ = ["custom_update", "deferred_sweep", "neurons", "postsynaptic_spikes", "presynaptic",
+           "record_vars", "synapse_dynamics"]

@@ -20,6 +20,7 @@ from .fixed import FixedRenderer
 from .fixed import helpers as fixed_helpers
 from .fixed import tables as fixed_tables
 from .render import Renderer
+from .defer import block_end, deferrals, history_buffers
 from .elements import indent
 from .layout import (MAX_THREADS, dim_slots, identity_index, layout, near_slots, offset_delay,
                      param_slots, rings_outgrow_cache, rows_ascending, runtime_buffers,
@@ -110,6 +111,9 @@ class Program:
         if self.runtime:
             self.buffers = self.buffers + runtime_buffers(prepared)
             self.param_slot, self.dim_slot = param_slots(prepared), dim_slots(prepared)
+        block = dialect.defer_block if prepared.fixed is None else 0
+        self.deferred = deferrals(self.network, block)
+        self.buffers = self.buffers + history_buffers(prepared, self.deferred, block)
         self.by_key = {b.key: b for b in self.buffers}
         self.tables, self.poisson = set(), {}  # fixed point: draw tables in use
 
@@ -249,7 +253,11 @@ class Program:
             if body is not None:
                 parts.append(self.function("static ", name, body))
             steps.append(name)
-        parts.append(self.step_function(steps))
+        sweeps = {f"sf_defer_{i}": p for i, p in enumerate(self.network.projections)
+                  if p.name in self.deferred}
+        parts += [self.function("static ", name, K.deferred_sweep(self, proj))
+                  for name, proj in sweeps.items()]
+        parts.append(self.step_function(steps, tuple(sweeps)))
         parts += [self.custom_update_function(cu) for cu in self.network.custom_updates]
         at = parts.index(RANGE) + 1
         parts[at:at] = self.fixed_prelude()  # tables known only after rendering the code
@@ -279,9 +287,14 @@ class Program:
             if cu.every_step:
                 yield f"sf_cu_{index}_at", None  # defined below; sf_cu_{index} for the host
 
-    def step_function(self, phases) -> str:
+    def step_function(self, phases, sweeps=()) -> str:
+        """sf_run: the phases of every step; the deferred sweeps (defer.py) after the
+        last step of each block, then a barrier (the next step writes the history)."""
         call = "(S, step, rng_step, k)"
         body = ["SF_OMP(omp barrier)" if name is None else f"{name}{call};" for name in phases]
+        if sweeps:
+            body += [f"if {block_end(self)} {{", *(f"    {name}{call};" for name in sweeps),
+                     "    SF_OMP(omp barrier)", "}"]
         if self.record_vars:
             body += ["SF_OMP(omp single)", f"sf_record_vars{call};"]
         parts = [

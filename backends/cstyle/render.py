@@ -67,6 +67,9 @@ class Dialect:
     # delay var allows (layout.offset_delay), so a delayed delivery costs one load
     # and a wrap instead of two loads, a clip, a wrap and a multiply.
     ring_offsets = False
+    # Run the synapse-dynamics statements that only update synapse state once per
+    # block of this many steps, synapse by synapse (see defer.py); 0: every step.
+    defer_block = 0
 
     def float_type(self, precision: str) -> str:
         return self.float_types[precision]

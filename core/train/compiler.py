@@ -11,7 +11,8 @@ hidden     H neurons     e-prop ALIF/LIF (EPropALIF); layer l >= 1: hidden<l>
 out        K neurons     leaky-integrator readout (EPropReadout_<loss>)
 sample     clock->input  Dense, batched var x = the batch's samples (B, T*C)
 in_hid     input->hidden Dense, e-prop synapse (w, g, ebar[, epsa], Adam m1 m2 lr)
-rec        hidden->hid.  Sparse all-to-all without self-connections, e-prop synapse
+rec        hidden->hid.  Dense, e-prop synapse; no self-connection: w_ii = 0 and the
+                         batch-summed gradient is masked (var keep = 0 on the diagonal)
 hid_out    hidden->out   Dense, output synapse with feedback deliver_pre -> i_fb
 ff<l>      hidden<l-1>   Dense, e-prop synapse into layer l (l >= 1), with rec<l>
            ->hidden<l>   and hid<l>_out: every layer projects to the readout
@@ -28,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from spikeforge.connectivity import Dense, Sparse
+from spikeforge.connectivity import Dense
 from spikeforge.init import Values
 from spikeforge.net import NetworkBuilder
 
@@ -212,32 +213,26 @@ def initial_state(spec: Spec) -> dict[str, np.ndarray]:
     return state
 
 
-def rec_connectivity(h: int) -> Sparse:
-    """All-to-all without self-connections: row i holds every j != i, ascending."""
-    cols = np.tile(np.arange(h), (h, 1))
-    keep = ~np.eye(h, dtype=bool)
-    return Sparse(np.arange(h + 1) * (h - 1), cols[keep])
-
-
 def _is_rec(key: str) -> bool:
     return key.split(".")[0].startswith("rec")
 
 
 def to_synapses(key: str, matrix: np.ndarray) -> np.ndarray:
-    """Dense (n_pre, n_post) matrix -> the projection's stored order."""
-    if _is_rec(key):
-        return matrix[~np.eye(len(matrix), dtype=bool)]
-    return matrix.reshape(-1)
+    """Dense (n_pre, n_post) matrix -> the projection's stored order (row-major);
+    a recurrent matrix's diagonal is stored as 0 (there is no self-connection)."""
+    return _no_self(key, np.array(matrix, dtype=np.float64)).reshape(-1)
 
 
 def from_synapses(key: str, values: np.ndarray, shape) -> np.ndarray:
-    """Inverse of :func:`to_synapses` (zero diagonal for the recurrent matrix)."""
-    values = np.asarray(values, dtype=np.float64)
+    """Inverse of :func:`to_synapses`: the recurrent diagonal (weight 0, gradient
+    masked in ``reduce``) reads as 0 in every var, per-sample gradients included."""
+    return _no_self(key, np.array(values, dtype=np.float64).reshape(shape))
+
+
+def _no_self(key: str, matrix: np.ndarray) -> np.ndarray:
     if _is_rec(key):
-        out = np.zeros(shape)
-        out[~np.eye(shape[0], dtype=bool)] = values
-        return out
-    return values.reshape(shape)
+        np.fill_diagonal(matrix, 0.0)
+    return matrix
 
 
 def lower(spec: Spec, batch: int, steps: int, state: dict) -> NetworkBuilder:
@@ -255,8 +250,10 @@ def lower(spec: Spec, batch: int, steps: int, state: dict) -> NetworkBuilder:
     net.connect("clock", "input", Dense(), "sample", weight_update=M.relay_synapse())
     for link in links(spec):
         layer = spec.hidden[link.layer]
-        conn = rec_connectivity(layer.size) if link.kind == "rec" else Dense()
+        conn = Dense()
         init = _synapse_init(state, link.name)
+        if link.kind == "rec":  # Dense with w_ii = 0 and a masked gradient (_reduce...)
+            init["keep"] = Values(1.0 - np.eye(layer.size).reshape(-1))
         if link.kind == "out":
             net.connect(link.pre, link.post, conn, link.name, wu_init=init,
                         weight_update=M.output_synapse(spec.feedback))
@@ -329,8 +326,13 @@ def _reset(net: NetworkBuilder, spec: Spec) -> None:
 
 def _reduce_and_optimize(net: NetworkBuilder, spec: Spec) -> None:
     for link in links(spec):
-        net.custom_update(f"reduce_{link.name}", link.name, "gsum = g", group="reduce",
-                          var_refs={"g": f"{link.name}.g"}, reductions={"gsum": ("sum", "batch")})
+        # recurrent: keep = 0 on the diagonal, so a self-connection's summed gradient,
+        # its optimiser moments and its weight stay exactly 0 (keep * g = g elsewhere)
+        code, refs = ("gsum = keep * g", {"keep": f"{link.name}.keep"}) \
+            if link.kind == "rec" else ("gsum = g", {})
+        net.custom_update(f"reduce_{link.name}", link.name, code, group="reduce",
+                          var_refs={"g": f"{link.name}.g", **refs},
+                          reductions={"gsum": ("sum", "batch")})
     net.custom_update("reduce_out", "out", "gsum = gb", group="reduce",
                       var_refs={"gb": "out.gb"}, reductions={"gsum": ("sum", "batch")})
     opt = spec.optimizer

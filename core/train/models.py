@@ -147,7 +147,8 @@ def hidden_synapse(lif_only: bool, kind: str) -> WeightUpdateModel:
         params=("tau_a", "tau_out"),
         derived={"rho": "exp(-dt / tau_a)", "kappa": "exp(-dt / tau_out)"},
         vars=(*OPT_VARS, Var("g", default=0.0), Var("ebar", default=0.0),
-              *(() if lif_only else (Var("epsa", default=0.0),))),
+              *(() if lif_only else (Var("epsa", default=0.0),)),
+              *((Var("keep", batched=False, default=1.0),) if kind == "rec" else ())),
         synapse_dynamics=f"{deliver}g += L_post * ebar\n{eps}\n"
                          "ebar = kappa * ebar + e\ng += reg_post * e",
         pre_spike="" if continuous else "deliver(w)",
