@@ -109,3 +109,41 @@ def test_seed_summary_needs_two_seeds():
     assert b.seed_summary(old + [_select_row("george", "eprop", 2, 0.3),
                                  _select_row("george", "bptt", 2, 0.5)])["gap"] == \
         pytest.approx(-0.2)
+
+
+def test_select_config_best_validation_then_earliest_epoch_then_default():
+    assert b.select_config([[0.5, 0.6, 0.55], [0.4, 0.7, 0.3]]) == (1, 1)
+    assert b.select_config([[0.5, 0.7, 0.7], [0.7, 0.2, 0.1]]) == (1, 0)   # earliest epoch
+    assert b.select_config([[0.3, 0.7], [0.2, 0.7]]) == (0, 1)              # then the default
+    with pytest.raises(ValueError, match="select_config"):
+        b.select_config([[0.5], [math.nan]])
+
+
+def _curve_row(speaker, method, seed, val, test, reg_alt=False):
+    key = f"accuracy/{method}/speaker:{speaker}/val:next/T250/e3/t1" + \
+        ("" if seed == 1 else f"/s{seed}") + ("/reg-x" if reg_alt else "")
+    on = (method == "eprop") != reg_alt
+    return {"key": key, "split": f"speaker:{speaker}/val:next", "method": method,
+            "seed": seed, "reg": "on" if on else "off",
+            "curves": [{"val_accuracy": v, "test_accuracy": t} for v, t in zip(val, test)]}
+
+
+def test_config_selection_reads_validation_only_and_needs_both_settings():
+    rows = [_curve_row("george", "eprop", 1, [0.5, 0.6], [0.9, 0.1]),
+            _curve_row("george", "eprop", 1, [0.4, 0.65], [0.8, 0.3], reg_alt=True),
+            _curve_row("george", "bptt", 1, [0.7, 0.6], [0.2, 0.9]),
+            _curve_row("george", "bptt", 1, [0.7, 0.5], [0.4, 0.6], reg_alt=True),
+            _curve_row("jackson", "bptt", 1, [0.7, 0.6], [0.2, 0.9])]   # one setting: left out
+    got = {(c["split"], c["method"]): c for c in b.config_selection(rows)}
+    assert set(got) == {("speaker:george/val:next", "eprop"), ("speaker:george/val:next", "bptt")}
+    e, t = got[("speaker:george/val:next", "eprop")], got[("speaker:george/val:next", "bptt")]
+    assert (e["config"], e["epoch"], e["reg"], e["test_accuracy"]) == (1, 2, "off", 0.3)
+    assert (t["config"], t["epoch"], t["reg"], t["test_accuracy"]) == (0, 1, "off", 0.2)
+
+
+def test_reg_suffix_keeps_default_keys():
+    assert b.reg_suffix("eprop", "default") == b.reg_suffix("eprop", "on") == ""
+    assert b.reg_suffix("eprop", "off") == "/reg-off"
+    assert b.reg_suffix("bptt", "off") == "" and b.reg_suffix("bptt", "on") == "/reg-on"
+    with pytest.raises(SystemExit, match="LSTM"):
+        b.reg_suffix("lstm", "on")

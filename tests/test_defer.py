@@ -62,6 +62,18 @@ def test_deferred_equals_step_by_step(block, options, monkeypatch):
             np.testing.assert_array_equal(a, b)
 
 
+def test_recorded_synapse_vars_are_not_deferred(monkeypatch):
+    net = trace_network()
+    monkeypatch.setattr(CpuDialect, "defer_block", 8)
+    sim = net.build("cpu", record_vars=("dense.acc",))
+    assert set(sim.program.deferred) == {"sparse"}
+    sim.run(steps=20, progress=False)
+    monkeypatch.setattr(CpuDialect, "defer_block", 0)
+    ref = net.build("cpu", record_vars=("dense.acc",))
+    ref.run(steps=20, progress=False)
+    np.testing.assert_array_equal(sim.trace("dense.acc")[1], ref.trace("dense.acc")[1])
+
+
 def test_deferral_keeps_deliveries_and_splits_off_the_rest():
     net = trace_network()
     d = deferral(net, net.projection("dense"))

@@ -58,6 +58,21 @@ FSDD_ATTRIBUTION = ("Free Spoken Digit Dataset, Z. Jackson et al., "
                     "CC BY-SA 4.0")
 HP = dict(n_in=64, n_rec=256, n_out=10, tau_m=20.0, tau_a=2000.0, beta=0.0174, v_th=0.6,
           refractory_ms=5.0, tau_out=20.0, lr=1e-3, batch=32, gamma=0.3, seed=1)
+# Firing-rate regularisation (spikeforge.train's default: on for e-prop; off for BPTT unless
+# ``accuracy --reg on``): loss += strength/2 * mean_batch sum_j (rate_j - target)^2, rate_j
+# = spikes per step of hidden neuron j, target = rate_hz * dt / 1000.
+REG = dict(rate_hz=10.0, strength=0.1)
+REG_DEFAULT = {"eprop": "on", "bptt": "off", "lstm": "off"}
+
+
+def reg_suffix(method: str, reg: str) -> str:
+    """Key suffix of an accuracy job's regularisation: "" for the method's default
+    (keys of earlier runs stay valid), else "/reg-on" or "/reg-off"."""
+    if reg == "default" or reg == REG_DEFAULT[method]:
+        return ""
+    if method == "lstm":
+        raise SystemExit("--reg: the LSTM has no spiking layer to regularise")
+    return f"/reg-{reg}"
 
 
 def log(*msg):
@@ -172,7 +187,8 @@ def eprop_model(dt: float, threads: int):
                             beta=HP["beta"], v_th=HP["v_th"], refractory_ms=HP["refractory_ms"]),
                   Readout(HP["n_out"], tau=HP["tau_out"])],
                  dt=dt, loss="sum", feedback="symmetric", optimizer=Adam(lr=HP["lr"]),
-                 backend="cpu", seed=HP["seed"], threads=threads)
+                 backend="cpu", seed=HP["seed"], threads=threads, reg_rate_hz=REG["rate_hz"],
+                 reg_strength=REG["strength"] if HP.get("reg", "on") == "on" else 0.0)
 
 
 def time_calls(fn, x, repeats: int, name: str) -> dict:
@@ -297,6 +313,13 @@ def torch_models():
             self.alpha, self.rho = math.exp(-dt / HP["tau_m"]), math.exp(-dt / HP["tau_a"])
             self.kappa = math.exp(-dt / HP["tau_out"])
             self.ref_steps = int(round(HP["refractory_ms"] / dt))
+            self.reg_target = REG["rate_hz"] * dt / 1000.0  # spikes per step
+            self.reg_strength = REG["strength"] if HP.get("reg") == "on" else 0.0
+            self.rate = None                        # [B, n_rec] spikes per step, last forward
+
+        def penalty(self):
+            """strength/2 * mean over the batch of sum_j (rate_j - target)^2."""
+            return 0.5 * self.reg_strength * ((self.rate - self.reg_target) ** 2).sum(1).mean()
 
         def forward(self, x):                       # x [B, T, C] float -> logits [B, out]
             b, steps, _ = x.shape
@@ -304,6 +327,7 @@ def torch_models():
             v, a, z = (x.new_zeros(b, n) for _ in range(3))
             ref = torch.zeros(b, n, dtype=torch.int32)
             y, ysum = x.new_zeros(b, HP["n_out"]), x.new_zeros(b, HP["n_out"])
+            zsum = x.new_zeros(b, n)
             # unbind, not i_in[:, t]: the backward of each slice would allocate a full
             # [B, T, H] gradient, making BPTT O(T^2) (it did in a first version of this script)
             w_rec, i_in = self.w_rec * self.mask, (x @ self.w_in).unbind(1)
@@ -315,6 +339,8 @@ def torch_models():
                 ref = torch.where(z.detach() > 0, self.ref_steps, (ref - 1).clamp(min=0))
                 y = self.kappa * y + z @ self.w_out + self.b_out
                 ysum = ysum + y
+                zsum = zsum + z
+            self.rate = zsum / steps
             return ysum / steps
 
     class LSTMNet(nn.Module):
@@ -349,6 +375,8 @@ def torch_train(torch, model, x, y, epochs, lr, seed=1, on_epoch=None):
             idx = order[s:s + HP["batch"]]
             xb = torch.from_numpy(x[idx].astype(np.float32))
             loss = torch.nn.functional.cross_entropy(model(xb), torch.from_numpy(y[idx]))
+            if getattr(model, "reg_strength", 0.0):
+                loss = loss + model.penalty()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -506,6 +534,7 @@ JOBS = {("accuracy", "eprop"): job_eprop_accuracy, ("accuracy", "bptt"): job_tor
 def child_main(spec_json: str):
     spec = json.loads(spec_json)
     HP["seed"] = spec.get("seed", HP["seed"])      # weight init and sample order, all methods
+    HP["reg"] = spec.get("reg", REG_DEFAULT[spec["method"]])
     out = JOBS[(spec["kind"], spec["method"])](spec)
     print("RESULT " + json.dumps(out), flush=True)
 
@@ -572,12 +601,13 @@ def cmd_accuracy(args):
             latency = args.latency if (method == "lstm" or how == "conventional") else 0
             for seed in args.seed:
                 key = (f"accuracy/{method}/{how}/T{args.T}/e{args.epochs}/t{args.threads}"
-                       + ("" if seed == 1 else f"/s{seed}"))
+                       + ("" if seed == 1 else f"/s{seed}") + reg_suffix(method, args.reg))
                 kind = "select" if nested else "accuracy"
+                reg = REG_DEFAULT[method] if args.reg == "default" else args.reg
                 run_job(args, {"key": key, "kind": kind, "method": method, "split": how,
                                "T": args.T, "epochs": args.epochs, "threads": args.threads,
-                               "data": data, "latency": latency, "seed": seed,
-                               "hp": {**HP, "seed": seed}})
+                               "data": data, "latency": latency, "seed": seed, "reg": reg,
+                               "hp": {**HP, "seed": seed, "reg": {**REG, "on": reg == "on"}}})
 
 
 def cmd_throughput(args):
@@ -664,9 +694,60 @@ def print_seed_summary(rows: list):
           f"**{100 * summary['gap']:+.1f} +- {100 * summary['gap_se']:.1f}** (s.e. over seeds) |")
 
 
+def alternative(row: dict) -> bool:
+    """True for a job run with a non-default regularisation (``--reg``)."""
+    return "/reg-" in row["key"]
+
+
+def select_config(curves: list) -> tuple[int, int]:
+    """(config, epoch), 0-based, with the highest validation accuracy over the epochs of
+    every configuration (``curves[c]`` = validation accuracies per epoch of config c);
+    ties: the earliest epoch, then the earlier config (the method's default is config 0).
+    Test accuracy is never read."""
+    vals = [[float(v) for v in c] for c in curves]
+    if not vals or any(not c or any(math.isnan(v) for v in c) for c in vals):
+        raise ValueError(f"select_config: need validation accuracies, none NaN; got {vals}")
+    return min(((c, e) for c, vs in enumerate(vals) for e in range(len(vs))),
+               key=lambda ce: (-vals[ce[0]][ce[1]], ce[1], ce[0]))
+
+
+def config_selection(rows: list) -> list:
+    """For every (fold, method, seed) run with both its default and its alternative
+    regularisation: the test accuracy at the (config, epoch) of ``select_config``."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["split"], r["method"], r.get("seed", 1)), {})[alternative(r)] = r
+    out = []
+    for (split, method, seed), by in sorted(groups.items()):
+        if len(by) < 2:
+            continue
+        runs = [by[False], by[True]]
+        c, e = select_config([[x["val_accuracy"] for x in r["curves"]] for r in runs])
+        out.append({"split": split, "method": method, "seed": seed, "config": c, "epoch": e + 1,
+                    "reg": runs[c].get("reg", REG_DEFAULT[method]),
+                    "test_accuracy": runs[c]["curves"][e]["test_accuracy"]})
+    return out
+
+
+def print_config_selection(rows: list):
+    chosen = config_selection(rows)
+    if not chosen:
+        return
+    print("\nSelection over regularisation (on/off) and epoch by validation accuracy:")
+    for method in ("eprop", "bptt"):
+        picks = [c for c in chosen if c["method"] == method]
+        if picks:
+            on = sum(c["reg"] == "on" for c in picks)
+            print(f"* {method}: regularisation on in {on} of {len(picks)} (fold, seed) runs")
+    print_seed_summary(chosen)
+
+
 def select_table(rows: list):
     """Nested selection per fold: e-prop vs BPTT at each method's validation-chosen epoch
-    (seed 1), then the summary over seeds when there are several."""
+    (seed 1), then the summary over seeds when there are several, then the selection
+    that also chooses the regularisation when both settings were run."""
+    everything = rows
+    rows = [r for r in rows if not alternative(r)]
     all_seeds, rows = rows, [r for r in rows if r.get("seed", 1) == 1]
     by = {(r["split"], r["method"]): r for r in rows}
     splits = sorted({r["split"] for r in rows})
@@ -695,6 +776,7 @@ def select_table(rows: list):
               f"**{percent(mean(1, 'test_accuracy'))}** | "
               f"**{100 * (mean(0, 'test_accuracy') - mean(1, 'test_accuracy')):+.1f}** | | |")
     print_seed_summary(all_seeds)
+    print_config_selection(everything)
 
 
 def cmd_table(args):
@@ -754,6 +836,9 @@ def main(argv=None):
     a.add_argument("--T", type=int, default=250)
     a.add_argument("--threads", type=int, default=1)
     a.add_argument("--latency", type=int, default=50, help="batch-1 latency repeats")
+    a.add_argument("--reg", choices=["default", "on", "off"], default="default",
+                   help="firing-rate regularisation (default: on for e-prop, off for BPTT); "
+                        "a non-default choice adds /reg-on or /reg-off to the job keys")
     a.add_argument("--seed", type=int, nargs="+", default=[1],
                    help="seeds of weight initialisation and sample order (one job each; "
                         "keys of seeds other than 1 end in /s<seed>)")

@@ -22,7 +22,8 @@ delivery statements (kept in phase 4) and the rest (deferred), where the rest
 * touches no synapse var that ``pre_spike``/``post_spike`` assign, and assigns
   none that they read;
 * reads no weight-update pre/post vars (traces), and
-* touches no synapse var that a custom update run every step references;
+* touches no synapse var that a custom update run every step references, nor one
+  that is recorded every step (``record_vars``);
 
 and the network is in floating point on stored connectivity.
 """
@@ -52,8 +53,9 @@ class Deferral:
     post_reads: tuple[str, ...]  # postsynaptic neuron vars it reads (as ``x_post``)
 
 
-def deferral(network, proj) -> Deferral | None:
-    """The split of ``proj``'s synapse dynamics, or None when it cannot be deferred."""
+def deferral(network, proj, recorded=()) -> Deferral | None:
+    """The split of ``proj``'s synapse dynamics, or None when it cannot be deferred
+    (``recorded``: the "node.var" names recorded every step)."""
     wu = proj.weight_update
     stmts = tuple(wu.parsed["synapse_dynamics"] or ())
     if proj.connectivity.procedural or network.precision not in ("float32", "float64"):
@@ -71,6 +73,7 @@ def deferral(network, proj) -> Deferral | None:
     own = {v.name for v in wu.vars}
     per_step = {ref.partition(".")[2] for cu in network.custom_updates if cu.every_step
                 for ref in cu.var_refs.values() if ref.partition(".")[0] == proj.name}
+    per_step |= {ref.partition(".")[2] for ref in recorded if ref.partition(".")[0] == proj.name}
     if any(c.func in RANDOM_FUNCTIONS | DELIVERY_FUNCTIONS for c in T.calls(later)) \
             or touched & STEP_BUILTINS or assigned & T.names_read(now) \
             or assigned & other_reads or touched & own & other_writes \
@@ -84,12 +87,12 @@ def _suffixed(names: set, pop, suffix: str) -> tuple[str, ...]:
     return tuple(sorted(v.name for v in pop.model.vars if v.name + suffix in names))
 
 
-def deferrals(network, block: int) -> dict:
+def deferrals(network, block: int, recorded=()) -> dict:
     """Projection name -> :class:`Deferral` for every deferred projection
     (none when ``block`` is 0)."""
     if block <= 0:
         return {}
-    found = {p.name: deferral(network, p) for p in network.projections}
+    found = {p.name: deferral(network, p, recorded) for p in network.projections}
     return {name: d for name, d in found.items() if d is not None}
 
 
