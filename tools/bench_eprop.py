@@ -16,6 +16,9 @@ Subcommands (each job runs in its own child process; results are appended to
              so does the e-prop job on the conventional split);
              ``--split speaker:S/val:next`` (or ``/val:<speaker>``): nested speaker-wise
              model selection (see ``select_epoch``), methods eprop and bptt alike;
+             ``--reg on|off``: firing-rate regularisation other than the method's default
+             (keys end in /reg-on or /reg-off); with both settings run, ``table`` also
+             selects setting and epoch together by validation accuracy (``select_config``);
   throughput --method eprop bptt --T 100 500 1000 2000 --threads 1 2
              training samples/s over ``--samples`` samples after one warm-up batch,
              CPU seconds per sample and peak RSS (ru_maxrss of the child);
