@@ -147,3 +147,23 @@ def test_cpu_inference_does_not_depend_on_thread_count(model):
     two = model.inference("cpu", threads=2).predict_proba(x)
     assert model.inference("cpu").sim.threads == 1
     np.testing.assert_array_equal(two, one)
+
+
+@pytest.mark.parametrize("loss,hidden", [("sum", 1), ("max", 1), ("sum", 2)])
+def test_evaluate_runs_the_export_and_equals_the_training_network(loss, hidden):
+    """evaluate/predict ('sum', 'max') run the exported network with the current weights;
+    their probabilities equal the training network's bit for bit, also after more training."""
+    layers = [Input(12), *[Recurrent(20 - 10 * k, v_th=0.3) for k in range(hidden)], Readout(3)]
+    m = trained(loss, layers)
+    x, y = task(10, seed=1)
+    for _ in range(2):
+        sim = m.simulation(4, x.shape[1])
+        old = np.concatenate([m._run_batch(sim, x[a:a + 4], y[a:a + 4], train=False)["probs"]
+                              for a in range(0, 10, 4)])
+        got = m.predict(x, batch_size=4)
+        np.testing.assert_array_equal(got, old)
+        assert ("inference", 4, x.shape[1]) in m._sims
+        metrics = m.evaluate((x, y), batch_size=4)
+        assert metrics["accuracy"] == np.mean(old.argmax(1) == y)
+        assert metrics["loss"] == pytest.approx(-np.mean(np.log(old[np.arange(10), y])), abs=0)
+        m.fit(task(32, seed=5), epochs=1, batch_size=16)    # new weights reach the export

@@ -43,6 +43,14 @@ class InferenceModel:
         self.loss = model.spec.loss
         self.sim = self.network.build(backend, record_spikes=(), record_vars=(), **build_options)
 
+    def load_weights(self, model) -> None:
+        """Set ``model``'s current weights into the built network (no rebuild), cast
+        as the export casts them."""
+        for key, value in model.weights().items():
+            if key.endswith(".bfb"):  # feedback matrices take no part in the forward pass
+                continue
+            self.sim.set(key, np.asarray(value, dtype=np.float64).reshape(-1))
+
     def _run(self, xb: np.ndarray) -> np.ndarray:
         sim = self.sim
         sim.custom_update("reset")

@@ -188,11 +188,35 @@ class EProp:
 
     def _forward(self, x, y, batch_size) -> dict:
         batch = batch_size or min(len(x), self.batch_size)  # one sample: a batch-1 network
+        if self.spec.loss != "per_step":
+            return self._forward_exported(x, y, batch)
         sim = self.simulation(batch, x.shape[1])
         parts = [self._run_batch(sim, x[a:b], None if y is None else y[a:b], train=False)
                  for a, b in batches(len(x), batch)]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]
                 if k in ("probs", "losses", "correct")}
+
+    def _forward_exported(self, x, y, batch: int) -> dict:
+        """evaluate/predict for the 'sum' and 'max' losses on the exported inference
+        network (no eligibility traces: several times cheaper than the training
+        network), with the current weights. It computes the same readout, so the
+        probabilities equal those of the training network (tests/test_eprop_inference.py);
+        'per_step' predicts from the mean of per-step softmaxes, which the export lacks."""
+        key = ("inference", batch, x.shape[1])
+        if key not in self._sims:
+            from .inference import InferenceModel
+            options = dict(self.build_options)
+            if self.threads is not None:
+                options["threads"] = self.threads
+            self._sims[key] = InferenceModel(self, self.backend, x.shape[1], batch, **options)
+        infer = self._sims[key]
+        infer.load_weights(self)
+        probs = np.atleast_2d(infer.predict_proba(x))
+        out = {"probs": probs}
+        if y is not None:
+            out["losses"] = -np.log(np.maximum(probs[np.arange(len(x)), y], 1e-30))
+            out["correct"] = probs.argmax(1) == y
+        return out
 
     def per_sample_gradients(self, x, y) -> dict[str, np.ndarray]:
         """Run one batch of exactly len(x) samples without updating and return each
