@@ -65,17 +65,21 @@ class EProp:
         if key not in self._sims:
             self._pull()
             net = lower(self.spec, batch, steps, self.state).network()
-            options = dict(self.build_options)
-            if self.threads is not None:
-                options["threads"] = self.threads
             self._sims[key] = net.build(self.backend, record_spikes=tuple(record_spikes),
-                                        record_vars=tuple(record_vars), **options)
+                                        record_vars=tuple(record_vars), **self._options())
         sim = self._sims[key]
         if self._holder is not sim:
             self._pull()
             self._push(sim)
             self._holder = sim
         return sim
+
+    def _options(self) -> dict:
+        """Build options of every network this model builds (``threads`` included)."""
+        options = dict(self.build_options)
+        if self.threads is not None:
+            options["threads"] = self.threads
+        return options
 
     def release(self) -> None:
         """Drop the built simulations (their memory); weights stay in the model."""
@@ -205,10 +209,8 @@ class EProp:
         key = ("inference", batch, x.shape[1])
         if key not in self._sims:
             from .inference import InferenceModel
-            options = dict(self.build_options)
-            if self.threads is not None:
-                options["threads"] = self.threads
-            self._sims[key] = InferenceModel(self, self.backend, x.shape[1], batch, **options)
+            self._sims[key] = InferenceModel(self, self.backend, x.shape[1], batch,
+                                             **self._options())
         infer = self._sims[key]
         infer.load_weights(self)
         probs = np.atleast_2d(infer.predict_proba(x))
