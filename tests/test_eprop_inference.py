@@ -167,3 +167,20 @@ def test_evaluate_runs_the_export_and_equals_the_training_network(loss, hidden):
         assert metrics["accuracy"] == np.mean(old.argmax(1) == y)
         assert metrics["loss"] == pytest.approx(-np.mean(np.log(old[np.arange(10), y])), abs=0)
         m.fit(task(32, seed=5), epochs=1, batch_size=16)    # new weights reach the export
+
+
+def test_set_weights_drops_a_recurrent_diagonal_for_every_path(model):
+    """A diagonal given to set_weights is no self-connection in predict, the training
+    network or weights() alike."""
+    x, y = task(6, seed=4)
+    weights = model.weights()
+    bad = dict(weights, **{"rec.w": weights["rec.w"] + 2.0 * np.eye(len(weights["rec.w"]))})
+    try:
+        model.set_weights(bad)
+        assert np.all(np.diag(model.weights()["rec.w"]) == 0)
+        got = model.predict(x, batch_size=6)
+        old = model._run_batch(model.simulation(6, x.shape[1]), x, y, train=False)["probs"]
+        np.testing.assert_array_equal(got, old)
+    finally:
+        model.set_weights(weights)
+    np.testing.assert_array_equal(model.predict(x, batch_size=6), got)

@@ -330,7 +330,7 @@ def torch_models():
             v, a, z = (x.new_zeros(b, n) for _ in range(3))
             ref = torch.zeros(b, n, dtype=torch.int32)
             y, ysum = x.new_zeros(b, HP["n_out"]), x.new_zeros(b, HP["n_out"])
-            zsum = x.new_zeros(b, n)
+            zsum = x.new_zeros(b, n) if self.reg_strength else None
             # unbind, not i_in[:, t]: the backward of each slice would allocate a full
             # [B, T, H] gradient, making BPTT O(T^2) (it did in a first version of this script)
             w_rec, i_in = self.w_rec * self.mask, (x @ self.w_in).unbind(1)
@@ -342,8 +342,9 @@ def torch_models():
                 ref = torch.where(z.detach() > 0, self.ref_steps, (ref - 1).clamp(min=0))
                 y = self.kappa * y + z @ self.w_out + self.b_out
                 ysum = ysum + y
-                zsum = zsum + z
-            self.rate = zsum / steps
+                if zsum is not None:                # only with the regulariser
+                    zsum = zsum + z
+            self.rate = None if zsum is None else zsum / steps
             return ysum / steps
 
     class LSTMNet(nn.Module):
@@ -597,6 +598,8 @@ def run_job(args, spec: dict) -> dict | None:
 
 
 def cmd_accuracy(args):
+    for method in args.method:                      # refuse --reg on lstm before any job runs
+        reg_suffix(method, args.reg)
     for how in args.split:
         nested = parse_nested(how) is not None
         data = str((nested_data_file if nested else data_file)(args, how, args.T))
@@ -787,8 +790,9 @@ def cmd_table(args):
     acc = [r for r in res if r["kind"] == "accuracy"]
     print("| method | split | T (bins) | epochs | threads | test acc | train acc (500) "
           "| train CPU-s | batch-1 latency ms |\n|---|---|---|---|---|---|---|---|---|")
-    for r in sorted(acc, key=lambda r: (r["split"], r["method"])):
-        print(f"| {r['method']} | {r['split']} | {r['T']} ({1000 / r['T']:.3g} ms) | "
+    for r in sorted(acc, key=lambda r: (r["split"], r["method"], r["key"])):
+        reg = f" (reg {r['key'].rsplit('/reg-', 1)[1]})" if alternative(r) else ""
+        print(f"| {r['method']}{reg} | {r['split']} | {r['T']} ({1000 / r['T']:.3g} ms) | "
               f"{r['epochs']} | {r['threads']} | {_fmt(r.get('test_accuracy'), '{:.3f}')} | "
               f"{_fmt(r.get('train_accuracy'), '{:.3f}')} | {_fmt(r.get('train_cpu_s'), '{:.0f}')}"
               f" | {_fmt(r.get('latency_ms'))} |")

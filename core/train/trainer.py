@@ -110,7 +110,8 @@ class EProp:
         for key, value in weights.items():
             if key not in self.state or np.shape(value) != self.state[key].shape:
                 raise ValueError(f"set_weights: unknown key or shape {key!r} {np.shape(value)}")
-            self.state[key] = np.array(value, dtype=np.float64)
+            # float64 copy; a recurrent diagonal is dropped (no self-connection)
+            self.state[key] = from_synapses(key, value, self.state[key].shape)
         self._holder = None
 
     # one batch ------------------------------------------------------------------------
@@ -274,7 +275,7 @@ class EProp:
             raise ValueError(f"{path}: checkpoint was written by a different model "
                              f"({meta['spec']}); expected {self.spec!r}")
         for key in self.state:
-            self.state[key] = arrays[key]
+            self.state[key] = from_synapses(key, arrays[key], self.state[key].shape)
         self._holder = None
         self.updates, self.history = meta["updates"], meta["history"]
         return meta
