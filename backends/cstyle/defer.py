@@ -71,13 +71,13 @@ def deferral(network, proj, recorded=()) -> Deferral | None:
     other_writes = set().union(*(T.names_assigned(o) for o in others))
     traces = {v.name for v in (*wu.pre_vars, *wu.post_vars)}
     own = {v.name for v in wu.vars}
-    per_step = {ref.partition(".")[2] for cu in network.custom_updates if cu.every_step
-                for ref in cu.var_refs.values() if ref.partition(".")[0] == proj.name}
-    per_step |= {ref.partition(".")[2] for ref in recorded if ref.partition(".")[0] == proj.name}
+    refs = [*recorded, *(ref for cu in network.custom_updates if cu.every_step
+                         for ref in cu.var_refs.values())]
+    watched = {ref.partition(".")[2] for ref in refs if ref.partition(".")[0] == proj.name}
     if any(c.func in RANDOM_FUNCTIONS | DELIVERY_FUNCTIONS for c in T.calls(later)) \
             or touched & STEP_BUILTINS or assigned & T.names_read(now) \
             or assigned & other_reads or touched & own & other_writes \
-            or touched & traces or touched & own & per_step:
+            or touched & traces or touched & own & watched:
         return None
     pre, post = network.population(proj.pre), network.population(proj.post)
     return Deferral(now, later, _suffixed(touched, pre, "_pre"), _suffixed(touched, post, "_post"))
@@ -146,7 +146,7 @@ def _copy(prog, proj, side: str, pop, var: str) -> list[str]:
     src = prog.ptr(f"state:{pop.name}.{var}")
     dst = prog.ptr(history_key(proj.name, side, var))
     first, last = ("plo", "phi") if side == "pre" else ("lo", "hi")
-    if not next(v for v in pop.model.vars if v.name == var).batched:
+    if not pop.model.var(var).batched:
         return [f"for (int64_t x = {first}; x < {last}; x++) {dst}[kk * {n} + x] = {src}[x];"]
     return [f"for (int32_t b = 0; b < {prog.batch}; b++) {{",
             f"    for (int64_t x = {first}; x < {last}; x++) {{",
@@ -160,7 +160,7 @@ def history_names(prog, proj, d: Deferral, row: str, post: str) -> dict:
     for side, reads, index in (("pre", d.pre_reads, row), ("post", d.post_reads, post)):
         pop = net.population(getattr(proj, side))
         for var in reads:
-            v = next(x for x in pop.model.vars if x.name == var)
+            v = pop.model.var(var)
             ptr = prog.ptr(history_key(proj.name, side, var))
             at = f"((int64_t)kk * {prog.batch} + b) * {pop.size} + {index}" if v.batched \
                 else f"(int64_t)kk * {pop.size} + {index}"

@@ -111,9 +111,9 @@ class Program:
         if self.runtime:
             self.buffers = self.buffers + runtime_buffers(prepared)
             self.param_slot, self.dim_slot = param_slots(prepared), dim_slots(prepared)
-        block = dialect.defer_block if prepared.fixed is None else 0
-        self.deferred = deferrals(self.network, block, self.record_vars)
-        self.buffers = self.buffers + history_buffers(prepared, self.deferred, block)
+        self.deferred = deferrals(self.network, dialect.defer_block, self.record_vars)
+        self.buffers = self.buffers + history_buffers(prepared, self.deferred,
+                                                      dialect.defer_block)
         self.by_key = {b.key: b for b in self.buffers}
         self.tables, self.poisson = set(), {}  # fixed point: draw tables in use
 
