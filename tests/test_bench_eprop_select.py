@@ -119,12 +119,14 @@ def test_select_config_best_validation_then_earliest_epoch_then_default():
         b.select_config([[0.5], [math.nan]])
 
 
-def _curve_row(speaker, method, seed, val, test, reg_alt=False):
+def _curve_row(speaker, method, seed, val, test, reg_alt=False, final=False):
     key = f"accuracy/{method}/speaker:{speaker}/val:next/T250/e3/t1" + \
-        ("" if seed == 1 else f"/s{seed}") + ("/reg-x" if reg_alt else "")
+        ("" if seed == 1 else f"/s{seed}") + ("/reg-x" if reg_alt else "") + \
+        ("/sig-final" if final else "")
     on = (method == "eprop") != reg_alt
     return {"key": key, "split": f"speaker:{speaker}/val:next", "method": method,
             "seed": seed, "reg": "on" if on else "off",
+            **({"signal": "final" if final else "online"} if method == "eprop" else {}),
             "curves": [{"val_accuracy": v, "test_accuracy": t} for v, t in zip(val, test)]}
 
 
@@ -133,7 +135,8 @@ def test_config_selection_reads_validation_only_and_needs_both_settings():
             _curve_row("george", "eprop", 1, [0.4, 0.65], [0.8, 0.3], reg_alt=True),
             _curve_row("george", "bptt", 1, [0.7, 0.6], [0.2, 0.9]),
             _curve_row("george", "bptt", 1, [0.7, 0.5], [0.4, 0.6], reg_alt=True),
-            _curve_row("jackson", "bptt", 1, [0.7, 0.6], [0.2, 0.9])]   # one setting: left out
+            _curve_row("jackson", "bptt", 1, [0.7, 0.6], [0.2, 0.9]),   # one setting: left out
+            _curve_row("george", "eprop", 1, [0.9, 0.9], [0.5, 0.5], final=True)]  # not a reg run
     got = {(c["split"], c["method"]): c for c in b.config_selection(rows)}
     assert set(got) == {("speaker:george/val:next", "eprop"), ("speaker:george/val:next", "bptt")}
     e, t = got[("speaker:george/val:next", "eprop")], got[("speaker:george/val:next", "bptt")]
@@ -147,3 +150,31 @@ def test_reg_suffix_keeps_default_keys():
     assert b.reg_suffix("bptt", "off") == "" and b.reg_suffix("bptt", "on") == "/reg-on"
     with pytest.raises(SystemExit, match="LSTM"):
         b.reg_suffix("lstm", "on")
+
+
+def test_signal_suffix_and_comparisons():
+    assert b.signal_suffix("eprop", "online") == "" and b.signal_suffix("bptt", "online") == ""
+    assert b.signal_suffix("eprop", "final") == "/sig-final"
+    with pytest.raises(SystemExit, match="only e-prop"):
+        b.signal_suffix("bptt", "final")
+    rows = []
+    for seed, (fin, onl, bp) in {1: (0.6, 0.3, 0.4), 2: (0.5, 0.4, 0.5)}.items():
+        rows += [_curve_row("george", "eprop", seed, [0.5], [fin], final=True),
+                 _curve_row("george", "eprop", seed, [0.5], [onl]),
+                 _curve_row("george", "bptt", seed, [0.5], [bp]),
+                 _curve_row("george", "eprop", seed, [0.5], [0.99], reg_alt=True)]
+    for r in rows:
+        r["test_accuracy"] = r["curves"][0]["test_accuracy"]
+    vs_bptt, vs_online = (b.seed_summary(x) for x in b.signal_comparisons(rows))
+    assert vs_bptt["per_seed"][1] == pytest.approx({"eprop": 0.6, "bptt": 0.4})
+    assert vs_bptt["gap"] == pytest.approx(0.1)
+    assert vs_online["per_seed"][2] == pytest.approx({"eprop": 0.5, "bptt": 0.4})
+    assert vs_online["gap"] == pytest.approx(0.2)
+    assert b.signal_comparisons([r for r in rows if "/sig-" not in r["key"]]) == ([], [])
+    chosen = b.config_selection(rows, "/sig-")         # validation ties: the default (online)
+    assert [(c["seed"], c["signal"], c["test_accuracy"]) for c in chosen] == \
+        [(1, "online", 0.3), (2, "online", 0.4)]
+    rows[0]["curves"][0]["val_accuracy"] = 0.6         # final validates better for seed 1
+    chosen = b.config_selection(rows, "/sig-")
+    assert [(c["seed"], c["signal"], c["test_accuracy"]) for c in chosen] == \
+        [(1, "final", 0.6), (2, "online", 0.4)]

@@ -113,7 +113,8 @@ def test_a_plain_trace_is_deferred():
     assert projection_with("tr = tr * 0.9 + v_post").later
 
 
-def test_eprop_training_is_the_same_with_and_without_deferral(monkeypatch):
+@pytest.mark.parametrize("signal", ["online", "final"])
+def test_eprop_training_is_the_same_with_and_without_deferral(signal, monkeypatch):
     from spikeforge.train import Adam, EProp, Input, Readout, Recurrent
     rng = np.random.default_rng(0)
     x = (rng.random((24, 30, 8)) < 0.2).astype(np.uint8)
@@ -122,7 +123,7 @@ def test_eprop_training_is_the_same_with_and_without_deferral(monkeypatch):
     for block in (0, 7):  # 7: blocks end inside each 32-step sample
         monkeypatch.setattr(CpuDialect, "defer_block", block)
         m = EProp([Input(8), Recurrent(12), Readout(3)], optimizer=Adam(1e-2), backend="cpu",
-                  seed=4, verbose=False)
+                  seed=4, verbose=False, learning_signal=signal)
         m.fit((x, y), epochs=2, batch_size=8)
         weights.append(m.weights())
         sim = m._holder

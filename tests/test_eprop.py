@@ -64,6 +64,7 @@ LIF_LAYERS = [Input(16), Recurrent(24, neuron="lif"), Readout(3)]
     {"loss": "per_step", "optimizer": SGD(0.05, 0.9)},
     {"loss": "sum", "feedback": "random", "optimizer": Adam(1e-2)},
     {"loss": "max", "feedback": "adaptive", "optimizer": Adam(1e-2), "layers": LIF_LAYERS},
+    {"loss": "sum", "learning_signal": "final", "optimizer": Adam(1e-2)},
 ])
 def test_other_losses_feedback_and_sgd_learn(kw):
     xtr, ytr = task(160)
@@ -237,6 +238,8 @@ def test_float_inputs_are_accepted_and_as_arrays_objects():
     (lambda: model(layers=[Input(2), Readout(2)]), "only Recurrent"),
     (lambda: model(loss="mse"), "loss must be"),
     (lambda: model(feedback="dfa"), "feedback must be"),
+    (lambda: model(learning_signal="exact"), "learning_signal must be"),
+    (lambda: model(loss="max", learning_signal="final"), "needs loss='sum'"),
     (lambda: model(precision="float16"), "floating point"),
     (lambda: Recurrent(4, neuron="izh"), "neuron must be"),
     (lambda: Recurrent(0), "positive int"),

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from spikeforge.backends import available
 from spikeforge.train import EProp, Input, Readout, Recurrent
@@ -22,12 +22,16 @@ from spikeforge.train import EProp, Input, Readout, Recurrent
 DT = 1.0
 
 
-def reference(x, y, W, B, b_out, layers, p, loss="per_step", late=False, dt=DT):
+def reference(x, y, W, B, b_out, layers, p, loss="per_step", late=False, dt=DT, final=False):
     """Per-sample gradients of one sample x [T, C] with label y, as a dict keyed like
     W. W: dense matrices 'in_hid', 'rec', 'hid_out' (layer 0) and 'ff<l>', 'rec<l>',
     'hid<l>_out' (layer l); B: feedback matrix per layer [H_l, K]; layers: per layer
     dict(tau_m, tau_a, v_th, refractory_ms, gamma, betas). ``late`` pairs the
-    learning signal with the updated ebar (a two-step lag)."""
+    learning signal with the updated ebar (a two-step lag). ``final`` (loss 'sum'):
+    the gradient of CE(softmax(mean_n y(n))) through the final error errf only,
+    dL/dy(n) = errf: output dW_kj = errf_k sum_n dy_k(n)/dW_kj (dy/dW carried along
+    directly), bias errf sum_n bbar(n), hidden (B errf)_j sum_n ebar_ji(n-1), plus
+    the same regularisation term."""
     T, C = x.shape
     K = len(b_out)
     N = T + 2
@@ -49,6 +53,10 @@ def reference(x, y, W, B, b_out, layers, p, loss="per_step", late=False, dt=DT):
     grads = {name: np.zeros_like(m) for name, m in W.items()}
     epsa = {name: np.zeros_like(m) for name, m in W.items()}
     ebar = {name: np.zeros_like(m) for name, m in W.items()}
+    ebar_sum = {name: np.zeros_like(m) for name, m in W.items()}  # final: sum_n ebar(n-1)
+    dydw = [np.zeros(len(lay["betas"])) for lay in layers]  # final: dy_k(n)/dW_kj (any k)
+    dydw_sum = [np.zeros(len(lay["betas"])) for lay in layers]
+    bbar_sum = [0.0] * K
     g_b = np.zeros(K)
     for n in range(N):
         nst = n + 1.0
@@ -72,7 +80,7 @@ def reference(x, y, W, B, b_out, layers, p, loss="per_step", late=False, dt=DT):
                         if name.startswith("rec") and i == j:
                             continue  # no self-connections
                         i_hid[l][j] += w[i, j] * pre_z[i]
-                        if not late:  # L(m-1) = B err(m-2) with ebar(m-2)
+                        if not late and not final:  # L(m-1) = B err(m-2) with ebar(m-2)
                             g[i, j] += post["L"][j] * eb[i, j]
                         psi, beta = post["psi"][j], betas[j]
                         e = psi * (pre_trace[i] - beta * ea[i, j])
@@ -80,9 +88,12 @@ def reference(x, y, W, B, b_out, layers, p, loss="per_step", late=False, dt=DT):
                         eb[i, j] = kappa * eb[i, j] + e
                         if late:
                             g[i, j] += post["L"][j] * eb[i, j]
+                        ebar_sum[name][i, j] += eb[i, j]  # ebar(m-1), m = 0..N-1
                         g[i, j] += post["reg"][j] * e
             name = f"hid{tags[l]}_out"
-            for j in range(len(betas)):
+            for j in range(len(betas)):  # y(n) gets W z(n-1): dy(n)/dW = kappa dy(n-1)/dW + z(n-1)
+                dydw[l][j] = kappa * dydw[l][j] + post["z"][j]
+                dydw_sum[l][j] += dydw[l][j]
                 for k in range(K):
                     i_out[k] += W[name][j, k] * post["z"][j]
                     grads[name][j, k] += err[k] * post["zkprev"][j]
@@ -122,6 +133,7 @@ def reference(x, y, W, B, b_out, layers, p, loss="per_step", late=False, dt=DT):
             yv[k] = kappa * yv[k] + i_out[k] + b_out[k]
             bbar[k] = kappa * bbar[k] + 1.0
             ysum[k] += yv[k]
+            bbar_sum[k] += bbar[k]
             if loss == "per_step":
                 u[k] = yv[k]
             elif loss == "sum":
@@ -135,6 +147,16 @@ def reference(x, y, W, B, b_out, layers, p, loss="per_step", late=False, dt=DT):
             pi = math.exp(u[k] - top) / total
             err[k] = mask * (pi - (1.0 if k == y else 0.0))
             g_b[k] += err[k] * bbar[k]
+    if final:  # err now holds the final error errf = mask (pi(N-1) - y*)
+        g_b = np.array([err[k] * bbar_sum[k] for k in range(K)])
+        for l in range(len(layers)):
+            name = f"hid{tags[l]}_out"
+            grads[name] = np.outer(dydw_sum[l], err)
+            signal = B[l] @ np.array(err)  # (B errf)_j
+            for name in (("in_hid" if l == 0 else f"ff{l}"), f"rec{tags[l]}"):
+                grads[name] = grads[name] + ebar_sum[name] * signal[None, :]
+                if name.startswith("rec"):
+                    np.fill_diagonal(grads[name], 0.0)
     grads = {f"{name}.w": g for name, g in grads.items()}
     grads["out.b"] = g_b
     return grads
@@ -150,11 +172,11 @@ def layer_spec(neuron, size, n_adaptive=None, tau_m=None):
                      gamma=PARAMS["gamma"], n_adaptive=n_adaptive)
 
 
-def make_model(c, hidden, k, feedback, loss, backend, precision, seed, dt=DT):
+def make_model(c, hidden, k, feedback, loss, backend, precision, seed, dt=DT, signal="online"):
     return EProp([Input(c), *hidden, Readout(k, tau=PARAMS["tau_out"])], dt=dt, loss=loss,
                  feedback=feedback, reg_rate_hz=PARAMS["reg_rate_hz"],
                  reg_strength=PARAMS["reg_strength"], backend=backend, seed=seed,
-                 precision=precision, verbose=False)
+                 precision=precision, verbose=False, learning_signal=signal)
 
 
 def active_weights(model, scale=2.0):
@@ -182,15 +204,16 @@ def reference_args(model, w, feedback):
     return W, B, w["out.b"], layers
 
 
-def ir_vs_reference(hidden, feedback, loss, dt=DT):
+def ir_vs_reference(hidden, feedback, loss, dt=DT, signal="online"):
     c, k, t, n = 4, 3, 14, 2
-    model = make_model(c, hidden, k, feedback, loss, "numpy", "float64", 3, dt)
+    model = make_model(c, hidden, k, feedback, loss, "numpy", "float64", 3, dt, signal)
     w = active_weights(model)
     x, y = sample_data(n, t, c, k, 5)
     got = model.per_sample_gradients(x, y)
     W, B, b_out, layers = reference_args(model, w, feedback)
     for b in range(n):
-        ref = reference(x[b], y[b], W, B, b_out, layers, PARAMS, loss, dt=dt)
+        ref = reference(x[b], y[b], W, B, b_out, layers, PARAMS, loss, dt=dt,
+                        final=signal == "final")
         assert set(ref) == set(got)
         for key, value in ref.items():
             # IR masks with 1/(n N): n samples share the batch mean
@@ -210,6 +233,56 @@ def test_ir_gradients_equal_plain_reference(neuron, feedback):
 @pytest.mark.parametrize("loss", ["sum", "max"])
 def test_ir_gradients_equal_reference_other_losses(loss):
     ir_vs_reference([layer_spec("alif", 6)], "symmetric", loss)
+
+
+@pytest.mark.parametrize("neuron", ["alif", "lif"])
+@pytest.mark.parametrize("feedback", ["symmetric", "random"])
+def test_final_learning_signal_equals_plain_reference(neuron, feedback):
+    got = ir_vs_reference([layer_spec(neuron, 6)], feedback, "sum", signal="final")
+    for key in ("in_hid.w", "rec.w", "hid_out.w"):
+        assert np.count_nonzero(got[key]) > got[key].size // 4, key
+
+
+def test_final_learning_signal_two_layers_match_reference():
+    ir_vs_reference([layer_spec("alif", 5), layer_spec("lif", 4, tau_m=6.0)], "random", "sum",
+                    signal="final")
+
+
+def test_final_learning_signal_differs_from_online():
+    """Not vacuous: the online rule's gradients are different numbers."""
+    online = ir_vs_reference([layer_spec("alif", 6)], "symmetric", "sum")
+    final = ir_vs_reference([layer_spec("alif", 6)], "symmetric", "sum", signal="final")
+    for key in ("in_hid.w", "rec.w", "hid_out.w", "out.b"):
+        assert not np.allclose(online[key], final[key], rtol=1e-2), key
+
+
+def loss_of(model, x, y):
+    return model.evaluate((x, y), batch_size=1)["loss"]
+
+
+@pytest.mark.parametrize("signal, exact", [("final", True), ("online", False)])
+def test_final_signal_gives_the_exact_readout_gradient(signal, exact):
+    """The readout weights and bias do not change a spike, so the loss is smooth in
+    them and central differences give its gradient: 'final' matches it, the online
+    rule does not (on this sample)."""
+    model = make_model(4, [layer_spec("alif", 6)], 3, "symmetric", "sum", "numpy", "float64", 3,
+                       signal=signal)
+    w = active_weights(model)
+    x, y = sample_data(1, 14, 4, 3, 5)
+    got = model.per_sample_gradients(x, y)
+    h = 1e-5
+    for key, index in (("hid_out.w", (2, 1)), ("hid_out.w", (4, 0)), ("out.b", (1,)),
+                       ("out.b", (2,))):
+        losses = []
+        for sign in (1, -1):
+            moved = {k: v.copy() for k, v in w.items()}
+            moved[key][index] += sign * h
+            model.set_weights(moved)
+            losses.append(loss_of(model, x, y))
+        numeric = (losses[0] - losses[1]) / (2 * h)
+        assert abs(numeric) > 1e-4, (key, index)
+        close = np.isclose(got[key][0][index], numeric, rtol=1e-6, atol=1e-10)
+        assert close == exact, (signal, key, index, got[key][0][index], numeric)
 
 
 def test_other_time_step_matches_reference():
@@ -252,14 +325,18 @@ OTHER = [s.name for s in available() if s.available and s.name != "numpy"]
        k=st.integers(2, 4), t=st.integers(1, 12), n=st.integers(1, 3),
        neuron=st.sampled_from(["alif", "lif"]),
        feedback=st.sampled_from(["symmetric", "random", "adaptive"]),
-       loss=st.sampled_from(["per_step", "sum", "max"]), seed=st.integers(0, 2**16))
+       loss=st.sampled_from(["per_step", "sum", "max", "sum/final"]),
+       seed=st.integers(0, 2**16))
+@example(c=3, h=[5, 3], k=3, t=9, n=2, neuron="alif", feedback="random", loss="sum/final",
+         seed=7)  # the final learning signal on every backend, whatever hypothesis draws
 def test_backend_gradients_equal_numpy_in_float32(backend, c, h, k, t, n, neuron, feedback,
                                                    loss, seed):
     x, y = sample_data(n, t, c, k, seed)
     grads = []
     for name in ("numpy", backend):
         hidden = [layer_spec(neuron, size, tau_m=5.0 + 5 * i) for i, size in enumerate(h)]
-        model = make_model(c, hidden, k, feedback, loss, name, "float32", seed)
+        model = make_model(c, hidden, k, feedback, loss.split("/")[0], name, "float32", seed,
+                           signal="final" if loss.endswith("/final") else "online")
         active_weights(model)
         grads.append(model.per_sample_gradients(x, y))
     ref, got = grads

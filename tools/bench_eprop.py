@@ -19,7 +19,10 @@ Subcommands (each job runs in its own child process; results are appended to
              ``--reg on|off``: firing-rate regularisation other than the method's default
              (keys end in /reg-on or /reg-off); with both settings run, ``table`` also
              selects setting and epoch together by validation accuracy (``select_config``);
-  throughput --method eprop bptt --T 100 500 1000 2000 --threads 1 2
+             ``--signal final``: e-prop with learning_signal='final' (the final softmax's
+             error, the exact readout gradient of the 'sum' loss; keys end in /sig-final);
+             ``table`` compares it with the default (online) e-prop and BPTT over seeds;
+  throughput --method eprop bptt --T 100 500 1000 2000 --threads 1 2 [--signal final]
              training samples/s over ``--samples`` samples after one warm-up batch,
              CPU seconds per sample and peak RSS (ru_maxrss of the child);
   table      markdown tables of everything in ``--out``.
@@ -66,6 +69,16 @@ HP = dict(n_in=64, n_rec=256, n_out=10, tau_m=20.0, tau_a=2000.0, beta=0.0174, v
 # = spikes per step of hidden neuron j, target = rate_hz * dt / 1000.
 REG = dict(rate_hz=10.0, strength=0.1)
 REG_DEFAULT = {"eprop": "on", "bptt": "off", "lstm": "off"}
+
+
+def signal_suffix(method: str, signal: str) -> str:
+    """Key suffix of an accuracy job's e-prop learning signal: "" for the default
+    ('online'), "/sig-final" for 'final'."""
+    if signal == "online":
+        return ""
+    if method != "eprop":
+        raise SystemExit(f"--signal {signal}: only e-prop has a learning signal, not {method}")
+    return f"/sig-{signal}"
 
 
 def reg_suffix(method: str, reg: str) -> str:
@@ -191,7 +204,8 @@ def eprop_model(dt: float, threads: int):
                   Readout(HP["n_out"], tau=HP["tau_out"])],
                  dt=dt, loss="sum", feedback="symmetric", optimizer=Adam(lr=HP["lr"]),
                  backend="cpu", seed=HP["seed"], threads=threads, reg_rate_hz=REG["rate_hz"],
-                 reg_strength=REG["strength"] if HP.get("reg", "on") == "on" else 0.0)
+                 reg_strength=REG["strength"] if HP.get("reg", "on") == "on" else 0.0,
+                 learning_signal=HP.get("signal", "online"))
 
 
 def time_calls(fn, x, repeats: int, name: str) -> dict:
@@ -539,6 +553,7 @@ def child_main(spec_json: str):
     spec = json.loads(spec_json)
     HP["seed"] = spec.get("seed", HP["seed"])      # weight init and sample order, all methods
     HP["reg"] = spec.get("reg", REG_DEFAULT[spec["method"]])
+    HP["signal"] = spec.get("signal", "online")
     out = JOBS[(spec["kind"], spec["method"])](spec)
     print("RESULT " + json.dumps(out), flush=True)
 
@@ -598,8 +613,9 @@ def run_job(args, spec: dict) -> dict | None:
 
 
 def cmd_accuracy(args):
-    for method in args.method:                      # refuse --reg on lstm before any job runs
+    for method in args.method:       # refuse --reg on lstm, --signal on bptt, before any job
         reg_suffix(method, args.reg)
+        signal_suffix(method, args.signal)
     for how in args.split:
         nested = parse_nested(how) is not None
         data = str((nested_data_file if nested else data_file)(args, how, args.T))
@@ -607,24 +623,31 @@ def cmd_accuracy(args):
             latency = args.latency if (method == "lstm" or how == "conventional") else 0
             for seed in args.seed:
                 key = (f"accuracy/{method}/{how}/T{args.T}/e{args.epochs}/t{args.threads}"
-                       + ("" if seed == 1 else f"/s{seed}") + reg_suffix(method, args.reg))
+                       + ("" if seed == 1 else f"/s{seed}") + reg_suffix(method, args.reg)
+                       + signal_suffix(method, args.signal))
                 kind = "select" if nested else "accuracy"
                 reg = REG_DEFAULT[method] if args.reg == "default" else args.reg
+                extra = {"signal": args.signal} if method == "eprop" else {}
                 run_job(args, {"key": key, "kind": kind, "method": method, "split": how,
                                "T": args.T, "epochs": args.epochs, "threads": args.threads,
                                "data": data, "latency": latency, "seed": seed, "reg": reg,
-                               "hp": {**HP, "seed": seed, "reg": {**REG, "on": reg == "on"}}})
+                               **extra, "hp": {**HP, "seed": seed, **extra,
+                                               "reg": {**REG, "on": reg == "on"}}})
 
 
 def cmd_throughput(args):
+    for method in args.method:
+        signal_suffix(method, args.signal)
     for T in args.T:
         data = str(data_file(args, "conventional", T, limit=max(args.samples, HP["batch"])))
         for threads in args.threads:
             for method in args.method:
-                key = f"throughput/{method}/T{T}/t{threads}/n{args.samples}"
+                key = (f"throughput/{method}/T{T}/t{threads}/n{args.samples}"
+                       + signal_suffix(method, args.signal))
+                extra = {"signal": args.signal} if method == "eprop" else {}
                 run_job(args, {"key": key, "kind": "throughput", "method": method, "T": T,
                                "threads": threads, "samples": args.samples, "data": data,
-                               "hp": HP})
+                               **extra, "hp": {**HP, **extra}})
 
 
 def source_epochs(items: list[str]) -> dict:
@@ -682,13 +705,13 @@ def seed_summary(rows: list) -> dict | None:
             "gap_se": float(np.std(gaps, ddof=1) / math.sqrt(len(gaps)))}
 
 
-def print_seed_summary(rows: list):
+def print_seed_summary(rows: list, label: str = "e-prop", peer: str = "BPTT"):
     summary = seed_summary(rows)
     if summary is None:
         return
     seeds = summary["seeds"]
-    print(f"\n| test speaker | e-prop test (mean of seeds {', '.join(map(str, seeds))}) | BPTT "
-          "test | difference |\n|---|---|---|---|")
+    print(f"\n| test speaker | {label} test (mean of seeds {', '.join(map(str, seeds))}) | "
+          f"{peer} test | difference |\n|---|---|---|---|")
     for f, v in summary["per_fold"].items():
         print(f"| {parse_nested(f)[0]} | {percent(v['eprop'])} | {percent(v['bptt'])} | "
               f"{100 * (v['eprop'] - v['bptt']):+.1f} |")
@@ -701,8 +724,40 @@ def print_seed_summary(rows: list):
 
 
 def alternative(row: dict) -> bool:
-    """True for a job run with a non-default regularisation (``--reg``)."""
-    return "/reg-" in row["key"]
+    """True for a job run with a non-default regularisation (``--reg``) or learning
+    signal (``--signal``)."""
+    return "/reg-" in row["key"] or final_signal(row)
+
+
+def final_signal(row: dict) -> bool:
+    return "/sig-" in row["key"]
+
+
+def signal_comparisons(rows: list) -> tuple[list, list]:
+    """Rows for two seed summaries of e-prop with learning_signal='final' (default
+    regularisation): against BPTT, and against the online e-prop relabelled 'bptt'."""
+    final = [r for r in rows if final_signal(r) and "/reg-" not in r["key"]]
+    if not final:
+        return [], []
+    plain = [r for r in rows if not alternative(r)]
+    return (final + [r for r in plain if r["method"] == "bptt"],
+            final + [{**r, "method": "bptt"} for r in plain if r["method"] == "eprop"])
+
+
+def print_signal_summary(rows: list):
+    vs_bptt, vs_online = signal_comparisons(rows)
+    if not vs_bptt:
+        return
+    print("\ne-prop with learning_signal='final':")
+    print_seed_summary(vs_bptt, "e-prop final")
+    print_seed_summary(vs_online, "e-prop final", "e-prop online")
+    chosen = config_selection(rows, "/sig-")
+    if chosen:
+        final = sum(c["signal"] == "final" for c in chosen)
+        print(f"\ne-prop choosing the learning signal (online/final) and epoch by validation "
+              f"accuracy: final in {final} of {len(chosen)} (fold, seed) runs")
+        bptt = [r for r in rows if r["method"] == "bptt" and not alternative(r)]
+        print_seed_summary(chosen + bptt, "e-prop (signal chosen)")
 
 
 def select_config(curves: list) -> tuple[int, int]:
@@ -717,11 +772,14 @@ def select_config(curves: list) -> tuple[int, int]:
                key=lambda ce: (-vals[ce[0]][ce[1]], ce[1], ce[0]))
 
 
-def config_selection(rows: list) -> list:
+def config_selection(rows: list, tag: str = "/reg-") -> list:
     """For every (fold, method, seed) run with both its default and its alternative
-    regularisation: the test accuracy at the (config, epoch) of ``select_config``."""
+    setting (keys with ``tag``: "/reg-" regularisation, "/sig-" learning signal):
+    the test accuracy at the (config, epoch) of ``select_config``."""
     groups = {}
     for r in rows:
+        if alternative(r) and tag not in r["key"]:
+            continue
         groups.setdefault((r["split"], r["method"], r.get("seed", 1)), {})[alternative(r)] = r
     out = []
     for (split, method, seed), by in sorted(groups.items()):
@@ -731,6 +789,7 @@ def config_selection(rows: list) -> list:
         c, e = select_config([[x["val_accuracy"] for x in r["curves"]] for r in runs])
         out.append({"split": split, "method": method, "seed": seed, "config": c, "epoch": e + 1,
                     "reg": runs[c].get("reg", REG_DEFAULT[method]),
+                    "signal": runs[c].get("signal", "online"),
                     "test_accuracy": runs[c]["curves"][e]["test_accuracy"]})
     return out
 
@@ -783,6 +842,7 @@ def select_table(rows: list):
               f"**{100 * (mean(0, 'test_accuracy') - mean(1, 'test_accuracy')):+.1f}** | | |")
     print_seed_summary(all_seeds)
     print_config_selection(everything)
+    print_signal_summary(everything)
 
 
 def cmd_table(args):
@@ -791,7 +851,8 @@ def cmd_table(args):
     print("| method | split | T (bins) | epochs | threads | test acc | train acc (500) "
           "| train CPU-s | batch-1 latency ms |\n|---|---|---|---|---|---|---|---|---|")
     for r in sorted(acc, key=lambda r: (r["split"], r["method"], r["key"])):
-        reg = f" (reg {r['key'].rsplit('/reg-', 1)[1]})" if alternative(r) else ""
+        reg = "".join(f" ({name} {r['key'].split(tag, 1)[1].split('/')[0]})"
+                      for name, tag in (("reg", "/reg-"), ("signal", "/sig-")) if tag in r["key"])
         print(f"| {r['method']}{reg} | {r['split']} | {r['T']} ({1000 / r['T']:.3g} ms) | "
               f"{r['epochs']} | {r['threads']} | {_fmt(r.get('test_accuracy'), '{:.3f}')} | "
               f"{_fmt(r.get('train_accuracy'), '{:.3f}')} | {_fmt(r.get('train_cpu_s'), '{:.0f}')}"
@@ -815,7 +876,8 @@ def cmd_table(args):
     print("\n| method | T | threads | samples/s | CPU-s/sample | peak RSS MB | RSS before model MB "
           "| load avg |\n|---|---|---|---|---|---|---|---|")
     for r in sorted(thr, key=lambda r: (r["T"], r["threads"], r["method"])):
-        print(f"| {r['method']} | {r['T']} | {r['threads']} | {_fmt(r['samples_per_s'])} | "
+        sig = " (final)" if final_signal(r) else ""
+        print(f"| {r['method']}{sig} | {r['T']} | {r['threads']} | {_fmt(r['samples_per_s'])} | "
               f"{_fmt(r['cpu_s_per_sample'])} | {r['peak_mb']:.0f} | {r['base_mb']:.0f} | "
               f"{r['load_avg_1m']:.1f} |")
     select_table([r for r in res if r["kind"] == "select"])
@@ -846,6 +908,9 @@ def main(argv=None):
     a.add_argument("--reg", choices=["default", "on", "off"], default="default",
                    help="firing-rate regularisation (default: on for e-prop, off for BPTT); "
                         "a non-default choice adds /reg-on or /reg-off to the job keys")
+    a.add_argument("--signal", choices=["online", "final"], default="online",
+                   help="e-prop learning signal (default online); 'final' adds /sig-final "
+                        "to the e-prop job keys")
     a.add_argument("--seed", type=int, nargs="+", default=[1],
                    help="seeds of weight initialisation and sample order (one job each; "
                         "keys of seeds other than 1 end in /s<seed>)")
@@ -854,6 +919,8 @@ def main(argv=None):
     t.add_argument("--T", type=int, nargs="+", default=[100, 500, 1000, 2000])
     t.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     t.add_argument("--samples", type=int, default=64)
+    t.add_argument("--signal", choices=["online", "final"], default="online",
+                   help="e-prop learning signal ('final' adds /sig-final to its keys)")
     lat = sub.add_parser("latency", help="batch-1 latency of models trained by 'accuracy'")
     lat.add_argument("--method", nargs="+", default=["eprop", "lstm"],
                      choices=["eprop", "bptt", "lstm"])

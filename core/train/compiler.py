@@ -40,6 +40,8 @@ NEURONS = ("alif", "lif")
 LOSSES = ("sum", "per_step", "max")
 FEEDBACK = ("symmetric", "random", "adaptive")
 EXTRA_STEPS = 2  # clock -> input relay -> hidden: the last sample step reaches hidden at T+1
+SIGNALS = ("online", "final")
+TAIL_STEPS = 2  # learning_signal='final': readout error of step N-1 -> i_fb (N) -> synapses (N+1)
 
 
 @dataclass(frozen=True)
@@ -125,10 +127,18 @@ class Spec:
     optimizer: object = None
     precision: str = "float32"
     seed: int = 1
+    signal: str = "online"
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"EProp: loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.signal not in SIGNALS:
+            raise ValueError(f"EProp: learning_signal must be one of {SIGNALS}, "
+                             f"got {self.signal!r}")
+        if self.signal == "final" and self.loss != "sum":
+            raise ValueError("EProp: learning_signal='final' needs loss='sum' (the final "
+                             "error factors out of the time sum only for the time-averaged "
+                             f"readout), got loss={self.loss!r}")
         if self.feedback not in FEEDBACK:
             raise ValueError(f"EProp: feedback must be one of {FEEDBACK}, got {self.feedback!r}")
         if self.precision not in ("float32", "float64"):
@@ -138,6 +148,15 @@ class Spec:
 
     def lif_only(self, layer: int) -> bool:
         return not np.any(self.hidden[layer].betas > 0)
+
+    @property
+    def final(self) -> bool:
+        """learning_signal='final': the run has TAIL_STEPS more steps (docs/eprop.md)."""
+        return self.signal == "final"
+
+    def run_steps(self, steps: int) -> int:
+        """Steps of one training batch: N = T + 2, plus the tail for 'final'."""
+        return steps + EXTRA_STEPS + (TAIL_STEPS if self.final else 0)
 
 
 def hidden_name(layer: int) -> str:
@@ -244,7 +263,10 @@ def lower(spec: Spec, batch: int, steps: int, state: dict) -> NetworkBuilder:
     for l, layer in enumerate(spec.hidden):
         net.population(hidden_name(l), M.Hidden, layer.size, params=hidden_params(spec, l, steps),
                        init={"refrac": -spec.dt, "beta": Values(layer.betas)})
-    net.population("out", M.readout(spec.loss), spec.out.size, params={"tau_out": spec.out.tau},
+    readout_params = {"tau_out": spec.out.tau}
+    if spec.final:
+        readout_params["n_end"] = float(steps + EXTRA_STEPS)
+    net.population("out", M.readout(spec.loss, spec.final), spec.out.size, params=readout_params,
                    init={"b": Values(state["out.b"]), "mb": Values(state["out.mb"]),
                          "vb": Values(state["out.vb"])})
     net.connect("clock", "input", Dense(), "sample", weight_update=M.relay_synapse())
@@ -256,12 +278,13 @@ def lower(spec: Spec, batch: int, steps: int, state: dict) -> NetworkBuilder:
             init["keep"] = Values(1.0 - np.eye(layer.size).reshape(-1))
         if link.kind == "out":
             net.connect(link.pre, link.post, conn, link.name, wu_init=init,
-                        weight_update=M.output_synapse(spec.feedback))
+                        weight_update=M.output_synapse(spec.feedback, spec.final))
             continue
         net.connect(link.pre, link.post, conn, link.name, wu_init=init,
-                    weight_update=M.hidden_synapse(spec.lif_only(link.layer), link.kind),
+                    weight_update=M.hidden_synapse(spec.lif_only(link.layer), link.kind,
+                                                   spec.final),
                     wu_params={"tau_a": layer.tau_a, "tau_out": spec.out.tau})
-    _softmax(net)
+    _softmax(net, spec.final)
     _reset(net, spec)
     _reduce_and_optimize(net, spec)
     return net
@@ -285,20 +308,22 @@ def _synapse_init(state: dict, proj: str) -> dict:
     return out
 
 
-def _softmax(net: NetworkBuilder) -> None:
-    """pi = softmax(u) over the readout, err = mask (pi - ystar), bias gradient, loss."""
+def _softmax(net: NetworkBuilder, final: bool) -> None:
+    """pi = softmax(u) over the readout, err = mask (pi - ystar), bias gradient, loss.
+    ``final``: gb = err bsum (overwritten; the final error times sum_n dy(n)/db)."""
     net.custom_update("sm_max", "out", "ymax = u", var_refs={"u": "out.u"},
                       reductions={"ymax": ("max", "neurons")}, every_step=True)
     net.custom_update("sm_sum", "out", "s = exp(u - ymax)",
                       var_refs={"u": "out.u", "ymax": "sm_max.ymax"},
                       reductions={"s": ("sum", "neurons")}, every_step=True)
-    refs = {n: f"out.{n}" for n in ("u", "y", "pi", "err", "ystar", "mask", "gb", "bbar", "lsum",
+    bias = ("gb = err * bsum", "bsum") if final else ("gb += err * bbar", "bbar")
+    refs = {n: f"out.{n}" for n in ("u", "y", "pi", "err", "ystar", "mask", "gb", bias[1], "lsum",
                                     "psum", "nst")}
     refs.update(ymax="sm_max.ymax", s="sm_sum.s")
-    net.custom_update("sm_err", "out", """
+    net.custom_update("sm_err", "out", f"""
 pi = exp(u - ymax) / s
 err = mask * (pi - ystar)
-gb += err * bbar
+{bias[0]}
 lsum += ystar * (log(s) - u + ymax)
 psum += pi
 """, var_refs=refs, every_step=True)
@@ -306,11 +331,11 @@ psum += pi
 
 def _reset(net: NetworkBuilder, spec: Spec) -> None:
     """Host group 'reset': every per-sample state var back to its start value."""
+    readout = tuple(v for v in M.readout_vars(spec.final) if v not in ("ystar", "mask"))
     per_node = {
         "clock": ("c = idx", ("c", "idx")),
         "input": ("z = 0.0\nzbar = 0.0\nzprev = 0.0", ("z", "zbar", "zprev")),
-        "out": ("\n".join(f"{v} = 0.0" for v in M.READOUT_VARS if v not in ("ystar", "mask")),
-                tuple(v for v in M.READOUT_VARS if v not in ("ystar", "mask"))),
+        "out": ("\n".join(f"{v} = 0.0" for v in readout), readout),
     }
     for l in range(len(spec.hidden)):
         per_node[hidden_name(l)] = ("\n".join(f"{v} = 0.0" for v in M.HIDDEN_VARS) +
@@ -318,6 +343,8 @@ def _reset(net: NetworkBuilder, spec: Spec) -> None:
     for link in links(spec):
         names = ("g",) if link.kind == "out" else (
             ("g", "ebar") if spec.lif_only(link.layer) else ("g", "ebar", "epsa"))
+        if spec.final:
+            names += ("Z",) if link.kind == "out" else ("q", "S")
         per_node[link.name] = ("\n".join(f"{v} = 0.0" for v in names), names)
     for node, (code, names) in per_node.items():
         net.custom_update(f"reset_{node}", node, code, group="reset",
@@ -327,9 +354,13 @@ def _reset(net: NetworkBuilder, spec: Spec) -> None:
 def _reduce_and_optimize(net: NetworkBuilder, spec: Spec) -> None:
     for link in links(spec):
         # recurrent: keep = 0 on the diagonal, so a self-connection's summed gradient,
-        # its optimiser moments and its weight stay exactly 0 (keep * g = g elsewhere)
-        code, refs = ("gsum = keep * g", {"keep": f"{link.name}.keep"}) \
-            if link.kind == "rec" else ("gsum = g", {})
+        # its optimiser moments and its weight stay exactly 0 (keep * g = g elsewhere);
+        # 'final': the hidden gradient is g (regularisation) + q (learning signal)
+        grad, refs = ("(g + q)", {"q": f"{link.name}.q"}) \
+            if spec.final and link.kind != "out" else ("g", {})
+        code = f"gsum = keep * {grad}" if link.kind == "rec" else f"gsum = {grad}"
+        if link.kind == "rec":
+            refs["keep"] = f"{link.name}.keep"
         net.custom_update(f"reduce_{link.name}", link.name, code, group="reduce",
                           var_refs={"g": f"{link.name}.g", **refs},
                           reductions={"gsum": ("sum", "batch")})

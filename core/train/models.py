@@ -79,6 +79,8 @@ refrac = max(refrac - dt, -dt)
 zsum += z
 nst += 1.0
 reg = mask * c_reg * (zsum / nst - f_target)
+if nst > n_last - 0.5:
+    reg = 0.0
 L = i_fb
 psi = 0.0
 if refrac < -0.5 * dt:
@@ -96,10 +98,12 @@ z = 0.0
     doc="""e-prop ALIF (LIF where the per-neuron beta is 0); equations in the module
     docstring. refrac counts down by dt to -dt; the neuron is refractory while
     refrac > -dt/2, i.e. for round(tau_refrac/dt) steps after a spike. reg is the
-    firing-rate regularisation signal c_reg mask (mean spikes per step - f_target).
-    No spike in the last step of a sample (nst = n_last = N): nothing within the
-    sample would see it, and it must not reach the next sample through the spike
-    queue (hidden spikes travel as pre_spike events).""",
+    firing-rate regularisation signal c_reg mask (mean spikes per step - f_target),
+    0 from step N-1 on (a synapse would read it in step N, which only the tail steps
+    of learning_signal='final' reach). No spike in the last step of a sample
+    (nst = n_last = N): nothing within the sample would see it, and it must not
+    reach the next sample through the spike queue (hidden spikes travel as
+    pre_spike events).""",
 )
 
 READOUT_U = {
@@ -108,11 +112,36 @@ READOUT_U = {
     "max": "u = y if nst < 1.5 else max(u, y)",
 }
 READOUT_VARS = ("y", "bbar", "u", "ysum", "nst", "pi", "err", "ystar", "mask", "gb", "lsum", "psum")
+FINAL_READOUT = """y = kappa * y + i_syn + b
+bbar = kappa * bbar + 1.0
+nst += 1.0
+if nst < n_end + 0.5:
+    ysum += y
+    bsum += bbar
+    u = ysum / nst
+"""
 
 
-def readout(loss: str) -> NeuronModel:
+def readout_vars(final: bool) -> tuple:
+    return (*READOUT_VARS, "bsum") if final else READOUT_VARS
+
+
+def readout(loss: str, final: bool = False) -> NeuronModel:
     """Leaky-integrator readout; ``u`` is the softmax input: y (per_step), the running
-    mean of y (sum) or the running max of y (max)."""
+    mean of y (sum) or the running max of y (max). ``final`` (loss 'sum' with
+    learning_signal='final'): u, ysum and bsum = sum_n bbar(n) stop after step
+    n_end - 1 = N - 1, so in the two tail steps err keeps the final error."""
+    if final:
+        return NeuronModel(
+            "EPropReadout_sum_final",
+            params=("tau_out", "n_end"),
+            derived={"kappa": "exp(-dt / tau_out)"},
+            vars=(*(Var(n, default=0.0) for n in readout_vars(True)),
+                  *(Var(n, batched=False, default=0.0) for n in ("b", "mb", "vb", "lrb"))),
+            sim=FINAL_READOUT,
+            doc="y(n) = kappa y(n-1) + i(n) + b; u = mean of y over the N sample steps; "
+                "bsum = sum of dy/db.",
+        )
     return NeuronModel(
         f"EPropReadout_{loss}",
         params=("tau_out",),
@@ -129,12 +158,18 @@ OPT_VARS = (Var("w", batched=False), Var("m1", batched=False, default=0.0),
             Var("m2", batched=False, default=0.0), Var("lr", batched=False, default=0.0))
 
 
-def hidden_synapse(lif_only: bool, kind: str) -> WeightUpdateModel:
+def hidden_synapse(lif_only: bool, kind: str, final: bool = False) -> WeightUpdateModel:
     """Input/recurrent/feedforward e-prop synapse (eps_a dropped when every post
     neuron is LIF). kind 'in' (from the input relay): deliver(w z_pre) every step;
     'rec'/'ff': deliver(w) per spike (the same timing: a spike of step n-1 arrives
     at step n). 'ff' (from the previous hidden layer) reads the pre trace filtered
-    with this layer's alpha (zprevn)."""
+    with this layer's alpha (zprevn).
+
+    ``final`` (learning_signal='final'): instead of g += L ebar, the synapse sums
+    its eligibility, S(m) = sum_{n <= m-3} ebar(n), and overwrites q = L_post S;
+    in the last tail step m = N+1, L_post = B err(N-1) and S = sum_{n <= N-2} ebar(n),
+    so q is the learning-signal part of the gradient of the final-softmax loss
+    (docs/eprop.md). The batch reduction sums g + q."""
     continuous = kind == "in"
     deliver = "deliver(w * z_pre)\n" if continuous else ""
     trace = "zprevn_pre" if kind == "ff" else "zprev_pre"
@@ -142,30 +177,37 @@ def hidden_synapse(lif_only: bool, kind: str) -> WeightUpdateModel:
            "e = psi_post * (zprev_pre - beta_post * epsa)\n"
            "epsa = psi_post * zprev_pre + (rho - psi_post * beta_post) * epsa")
     eps = eps.replace("zprev_pre", trace)
+    signal = "q = L_post * S\nS += ebar" if final else "g += L_post * ebar"
     return WeightUpdateModel(
-        ("EPropSynapseLIF" if lif_only else "EPropSynapseALIF") + kind.capitalize(),
+        ("EPropSynapseLIF" if lif_only else "EPropSynapseALIF") + kind.capitalize()
+        + ("Final" if final else ""),
         params=("tau_a", "tau_out"),
         derived={"rho": "exp(-dt / tau_a)", "kappa": "exp(-dt / tau_out)"},
         vars=(*OPT_VARS, Var("g", default=0.0), Var("ebar", default=0.0),
               *(() if lif_only else (Var("epsa", default=0.0),)),
-              *((Var("keep", batched=False, default=1.0),) if kind == "rec" else ())),
-        synapse_dynamics=f"{deliver}g += L_post * ebar\n{eps}\n"
+              *((Var("keep", batched=False, default=1.0),) if kind == "rec" else ()),
+              *((Var("q", default=0.0), Var("S", default=0.0)) if final else ())),
+        synapse_dynamics=f"{deliver}{signal}\n{eps}\n"
                          "ebar = kappa * ebar + e\ng += reg_post * e",
         pre_spike="" if continuous else "deliver(w)",
         doc="e-prop eligibility and gradient of an input/recurrent synapse (module docstring).",
     )
 
 
-def output_synapse(feedback: str) -> WeightUpdateModel:
+def output_synapse(feedback: str, final: bool = False) -> WeightUpdateModel:
     """Hidden -> readout synapse: delivers w z, accumulates the exact output gradient
-    and feeds err back to the hidden neuron's i_fb through B (w itself when symmetric)."""
+    and feeds err back to the hidden neuron's i_fb through B (w itself when symmetric).
+    ``final``: g = err_post Z with Z(m) = sum_{n <= m-3} zk(n) (before the update), which
+    in the last tail step is the final error times sum_n dy(n)/dW."""
     b = "w" if feedback == "symmetric" else "bfb"
     extra = () if feedback == "symmetric" else (Var("bfb", batched=False),)
+    grad = "g = err_post * Z\nZ += zkprev_pre" if final else "g += err_post * zkprev_pre"
     return WeightUpdateModel(
-        f"EPropOutput_{feedback}",
-        vars=(*OPT_VARS, Var("g", default=0.0), *extra),
+        f"EPropOutput_{feedback}" + ("_final" if final else ""),
+        vars=(*OPT_VARS, Var("g", default=0.0), *extra,
+              *((Var("Z", default=0.0),) if final else ())),
         pre_spike="deliver(w)",
-        synapse_dynamics=f"g += err_post * zkprev_pre\ndeliver_pre({b} * err_post)",
+        synapse_dynamics=f"{grad}\ndeliver_pre({b} * err_post)",
         pre_target="i_fb",
         doc="Output synapse: y += w per spike; g += err zk(m-2); i_fb += B err.",
     )

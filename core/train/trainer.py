@@ -2,9 +2,10 @@
 
 One batch (``batch_size`` samples of T input steps) is one call of the built
 simulation: the host writes the samples (``sample.x``), one-hot targets and
-masks, runs the custom-update group ``reset``, runs N = T + 2 steps in one
-call, then (training) ``reduce`` and ``optimize``. A last, partial batch is
-padded; padded samples have mask 0, so they add nothing to gradients or metrics.
+masks, runs the custom-update group ``reset``, runs N = T + 2 steps (N + 2 for
+learning_signal='final') in one call, then (training) ``reduce`` and ``optimize``.
+A last, partial batch is padded; padded samples have mask 0, so they add nothing
+to gradients or metrics.
 """
 
 from __future__ import annotations
@@ -34,16 +35,21 @@ class EProp:
     (mean cross-entropy of softmax(y(t)) over steps), 'sum' (cross-entropy of
     softmax of the time-averaged readout) or 'max' (of the running max over time);
     ``feedback``: 'symmetric' (B = W_out^T), 'random' (fixed B) or 'adaptive'
-    (B starts random and gets W_out's updates). Equations: docs/eprop.md."""
+    (B starts random and gets W_out's updates). ``learning_signal``: 'online' (the
+    error of each step's softmax, e-prop's online rule) or, for loss 'sum', 'final'
+    (the error of the final softmax, the exact readout gradient of the loss; two more
+    steps per batch). Equations: docs/eprop.md."""
 
     def __init__(self, layers, dt: float = 1.0, loss: str = "sum", feedback: str = "symmetric",
                  optimizer=None, reg_rate_hz: float = 10.0, reg_strength: float = 0.1,
                  backend: str = "cpu", seed: int = 1, threads: int | None = None,
-                 precision: str = "float32", verbose: bool = True, build_options=None):
+                 precision: str = "float32", verbose: bool = True, build_options=None,
+                 learning_signal: str = "online"):
         inp, hidden, out = parse_layers(layers)
         self.spec = Spec(inp, hidden, out, dt=float(dt), loss=loss, feedback=feedback,
                          reg_rate_hz=reg_rate_hz, reg_strength=reg_strength,
-                         optimizer=optimizer or Adam(), precision=precision, seed=seed)
+                         optimizer=optimizer or Adam(), precision=precision, seed=seed,
+                         signal=learning_signal)
         if threads is None and backend == "cpu":
             threads = 1  # OpenMP collapses on busy cores (DESIGN.md); ask for more explicitly
         self.backend, self.threads, self.verbose = backend, threads, verbose
@@ -132,7 +138,7 @@ class EProp:
         for l, layer in enumerate(self.spec.hidden):
             sim.set(f"{hidden_name(l)}.mask", np.repeat(mask[:, None], layer.size, axis=1))
         sim.custom_update("reset")
-        sim.run(steps=total, progress=False)
+        sim.run(steps=self.spec.run_steps(steps), progress=False)
         out = self._outputs(sim, n, total, y)
         if train:
             self._update(sim, epoch)
@@ -226,7 +232,8 @@ class EProp:
         sample's accumulated gradient (before the batch reduction), as
         {'in_hid.w': [N, C, H], 'rec.w': [N, H, H], 'hid_out.w': [N, H, K], 'out.b': [N, K]}
         (plus ff<l>.w, rec<l>.w, hid<l>_out.w for further layers).
-        Gradients include the mask 1/(N (T + 2)) of the loss average."""
+        Gradients include the mask 1/(N (T + 2)) of the loss average; for
+        learning_signal='final' the hidden gradients are g + q (docs/eprop.md)."""
         x, y = self._arrays((x, y), "per_sample_gradients")
         sim = self.simulation(len(x), x.shape[1])
         self._run_batch(sim, x, y, train=False)
@@ -235,6 +242,8 @@ class EProp:
         for link in links(self.spec):
             key = f"{link.name}.w"
             g = np.atleast_2d(sim.get(f"{link.name}.g"))
+            if self.spec.final and link.kind != "out":
+                g = g + np.atleast_2d(sim.get(f"{link.name}.q"))
             shape = self.state[key].shape
             out[key] = np.stack([from_synapses(key, g[b], shape) for b in range(n)])
         out["out.b"] = np.atleast_2d(sim.get("out.gb")).astype(np.float64)
