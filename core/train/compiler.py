@@ -296,7 +296,8 @@ def hidden_params(spec: Spec, l: int, steps: int) -> dict:
     return {"n_last": float(steps + EXTRA_STEPS), "tau_m": hid.tau_m, "tau_a": hid.tau_a,
             "v_th": hid.v_th, "tau_refrac": hid.refractory_ms, "gamma": hid.gamma,
             "c_reg": spec.reg_strength, "f_target": spec.reg_rate_hz * spec.dt / 1000.0,
-            "tau_out": spec.out.tau, "tau_next": tau_next}
+            "tau_out": spec.out.tau, "tau_next": tau_next,
+            "l_from": float(steps + EXTRA_STEPS) + 0.5 if spec.final else 0.0}
 
 
 def _synapse_init(state: dict, proj: str) -> dict:
@@ -344,7 +345,7 @@ def _reset(net: NetworkBuilder, spec: Spec) -> None:
         names = ("g",) if link.kind == "out" else (
             ("g", "ebar") if spec.lif_only(link.layer) else ("g", "ebar", "epsa"))
         if spec.final:
-            names += ("Z",) if link.kind == "out" else ("q", "S")
+            names += ("Z",) if link.kind == "out" else ("S",)
         per_node[link.name] = ("\n".join(f"{v} = 0.0" for v in names), names)
     for node, (code, names) in per_node.items():
         net.custom_update(f"reset_{node}", node, code, group="reset",
@@ -354,13 +355,9 @@ def _reset(net: NetworkBuilder, spec: Spec) -> None:
 def _reduce_and_optimize(net: NetworkBuilder, spec: Spec) -> None:
     for link in links(spec):
         # recurrent: keep = 0 on the diagonal, so a self-connection's summed gradient,
-        # its optimiser moments and its weight stay exactly 0 (keep * g = g elsewhere);
-        # 'final': the hidden gradient is g (regularisation) + q (learning signal)
-        grad, refs = ("(g + q)", {"q": f"{link.name}.q"}) \
-            if spec.final and link.kind != "out" else ("g", {})
-        code = f"gsum = keep * {grad}" if link.kind == "rec" else f"gsum = {grad}"
-        if link.kind == "rec":
-            refs["keep"] = f"{link.name}.keep"
+        # its optimiser moments and its weight stay exactly 0 (keep * g = g elsewhere)
+        code, refs = ("gsum = keep * g", {"keep": f"{link.name}.keep"}) \
+            if link.kind == "rec" else ("gsum = g", {})
         net.custom_update(f"reduce_{link.name}", link.name, code, group="reduce",
                           var_refs={"g": f"{link.name}.g", **refs},
                           reductions={"gsum": ("sum", "batch")})

@@ -66,7 +66,7 @@ HIDDEN_VARS = ("v", "a", "z", "psi", "L", "reg", "zsum", "nst", "zbar", "zprev",
 Hidden = NeuronModel(
     "EPropALIF",
     params=("tau_m", "tau_a", "v_th", "tau_refrac", "gamma", "c_reg", "f_target", "tau_out",
-            "n_last", "tau_next"),
+            "n_last", "tau_next", "l_from"),
     derived={"alpha": "exp(-dt / tau_m)", "rho": "exp(-dt / tau_a)", "kappa": "exp(-dt / tau_out)",
              "alpha_n": "exp(-dt / tau_next)"},
     vars=(*(Var(n, default=0.0) for n in HIDDEN_VARS), Var("refrac", default=-1.0),
@@ -81,7 +81,7 @@ nst += 1.0
 reg = mask * c_reg * (zsum / nst - f_target)
 if nst > n_last - 0.5:
     reg = 0.0
-L = i_fb
+L = i_fb if nst > l_from else 0.0
 psi = 0.0
 if refrac < -0.5 * dt:
     psi = gamma / v_th * max(0.0, 1.0 - abs((v - v_th - beta * a) / v_th))
@@ -100,7 +100,9 @@ z = 0.0
     refrac > -dt/2, i.e. for round(tau_refrac/dt) steps after a spike. reg is the
     firing-rate regularisation signal c_reg mask (mean spikes per step - f_target),
     0 from step N-1 on (a synapse would read it in step N, which only the tail steps
-    of learning_signal='final' reach). No spike in the last step of a sample
+    of learning_signal='final' reach). L latches i_fb from step l_from - 1/2 on: from
+    the start (l_from = 0) for the online rule, only in the tail step N for 'final'
+    (so its synapses add L S once, in step N+1). No spike in the last step of a sample
     (nst = n_last = N): nothing within the sample would see it, and it must not
     reach the next sample through the spike queue (hidden spikes travel as
     pre_spike events).""",
@@ -165,11 +167,10 @@ def hidden_synapse(lif_only: bool, kind: str, final: bool = False) -> WeightUpda
     at step n). 'ff' (from the previous hidden layer) reads the pre trace filtered
     with this layer's alpha (zprevn).
 
-    ``final`` (learning_signal='final'): instead of g += L ebar, the synapse sums
-    its eligibility, S(m) = sum_{n <= m-3} ebar(n), and overwrites q = L_post S;
-    in the last tail step m = N+1, L_post = B err(N-1) and S = sum_{n <= N-2} ebar(n),
-    so q is the learning-signal part of the gradient of the final-softmax loss
-    (docs/eprop.md). The batch reduction sums g + q."""
+    ``final`` (learning_signal='final'): the synapse sums its eligibility,
+    S(m) = sum_{n <= m-3} ebar(n), and adds g += L_post S, where L_post is 0 but in
+    the last tail step m = N+1: there L_post = B err(N-1) and S = sum_{n <= N-2} ebar(n),
+    the learning-signal part of the gradient of the final-softmax loss (docs/eprop.md)."""
     continuous = kind == "in"
     deliver = "deliver(w * z_pre)\n" if continuous else ""
     trace = "zprevn_pre" if kind == "ff" else "zprev_pre"
@@ -177,7 +178,7 @@ def hidden_synapse(lif_only: bool, kind: str, final: bool = False) -> WeightUpda
            "e = psi_post * (zprev_pre - beta_post * epsa)\n"
            "epsa = psi_post * zprev_pre + (rho - psi_post * beta_post) * epsa")
     eps = eps.replace("zprev_pre", trace)
-    signal = "q = L_post * S\nS += ebar" if final else "g += L_post * ebar"
+    signal = "g += L_post * S\nS += ebar" if final else "g += L_post * ebar"
     return WeightUpdateModel(
         ("EPropSynapseLIF" if lif_only else "EPropSynapseALIF") + kind.capitalize()
         + ("Final" if final else ""),
@@ -186,7 +187,7 @@ def hidden_synapse(lif_only: bool, kind: str, final: bool = False) -> WeightUpda
         vars=(*OPT_VARS, Var("g", default=0.0), Var("ebar", default=0.0),
               *(() if lif_only else (Var("epsa", default=0.0),)),
               *((Var("keep", batched=False, default=1.0),) if kind == "rec" else ()),
-              *((Var("q", default=0.0), Var("S", default=0.0)) if final else ())),
+              *((Var("S", default=0.0),) if final else ())),
         synapse_dynamics=f"{deliver}{signal}\n{eps}\n"
                          "ebar = kappa * ebar + e\ng += reg_post * e",
         pre_spike="" if continuous else "deliver(w)",

@@ -232,8 +232,7 @@ class EProp:
         sample's accumulated gradient (before the batch reduction), as
         {'in_hid.w': [N, C, H], 'rec.w': [N, H, H], 'hid_out.w': [N, H, K], 'out.b': [N, K]}
         (plus ff<l>.w, rec<l>.w, hid<l>_out.w for further layers).
-        Gradients include the mask 1/(N (T + 2)) of the loss average; for
-        learning_signal='final' the hidden gradients are g + q (docs/eprop.md)."""
+        Gradients include the mask 1/(N (T + 2)) of the loss average."""
         x, y = self._arrays((x, y), "per_sample_gradients")
         sim = self.simulation(len(x), x.shape[1])
         self._run_batch(sim, x, y, train=False)
@@ -242,8 +241,6 @@ class EProp:
         for link in links(self.spec):
             key = f"{link.name}.w"
             g = np.atleast_2d(sim.get(f"{link.name}.g"))
-            if self.spec.final and link.kind != "out":
-                g = g + np.atleast_2d(sim.get(f"{link.name}.q"))
             shape = self.state[key].shape
             out[key] = np.stack([from_synapses(key, g[b], shape) for b in range(n)])
         out["out.b"] = np.atleast_2d(sim.get("out.gb")).astype(np.float64)
