@@ -83,16 +83,17 @@ class Interrupt(Callback):
             raise KeyboardInterrupt
 
 
-def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("signal", ["online", "final"])
+def test_resume_after_interrupt_equals_uninterrupted(tmp_path, signal):
     x, y = task(44, t=20)
     path = tmp_path / "ck.npz"
-    reference = model()
+    reference = model(learning_signal=signal)
     full = reference.fit((x, y), epochs=2, batch_size=8)
-    first = model()
+    first = model(learning_signal=signal)
     with pytest.raises(KeyboardInterrupt):
         first.fit((x, y), epochs=2, batch_size=8, checkpoint=path,
                   callbacks=[Checkpoint(path, every=2), Interrupt(1, 3)])
-    second = model()
+    second = model(learning_signal=signal)
     resumed = second.fit((x, y), epochs=2, batch_size=8, checkpoint=path, resume=True)
     for key, value in reference.weights().items():
         np.testing.assert_array_equal(second.weights()[key], value, err_msg=key)
