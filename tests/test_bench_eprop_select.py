@@ -136,7 +136,9 @@ def test_config_selection_reads_validation_only_and_needs_both_settings():
             _curve_row("george", "bptt", 1, [0.7, 0.6], [0.2, 0.9]),
             _curve_row("george", "bptt", 1, [0.7, 0.5], [0.4, 0.6], reg_alt=True),
             _curve_row("jackson", "bptt", 1, [0.7, 0.6], [0.2, 0.9]),   # one setting: left out
-            _curve_row("george", "eprop", 1, [0.9, 0.9], [0.5, 0.5], final=True)]  # not a reg run
+            _curve_row("george", "eprop", 1, [0.9, 0.9], [0.5, 0.5], final=True),  # not a reg run
+            _curve_row("george", "eprop", 1, [0.95, 0.9], [0.4, 0.4], reg_alt=True,
+                       final=True)]                     # two changed settings: neither selection
     got = {(c["split"], c["method"]): c for c in b.config_selection(rows)}
     assert set(got) == {("speaker:george/val:next", "eprop"), ("speaker:george/val:next", "bptt")}
     e, t = got[("speaker:george/val:next", "eprop")], got[("speaker:george/val:next", "bptt")]
@@ -155,8 +157,10 @@ def test_reg_suffix_keeps_default_keys():
 def test_signal_suffix_and_comparisons():
     assert b.signal_suffix("eprop", "online") == "" and b.signal_suffix("bptt", "online") == ""
     assert b.signal_suffix("eprop", "final") == "/sig-final"
-    with pytest.raises(SystemExit, match="only e-prop"):
-        b.signal_suffix("bptt", "final")
+    assert b.signal_suffix("bptt", "final") == ""             # the option is e-prop's alone
+    assert b.settings_suffix("bptt", "on", "final") == "/reg-on"
+    with pytest.raises(SystemExit, match="one setting per run"):
+        b.settings_suffix("eprop", "off", "final")
     rows = []
     for seed, (fin, onl, bp) in {1: (0.6, 0.3, 0.4), 2: (0.5, 0.4, 0.5)}.items():
         rows += [_curve_row("george", "eprop", seed, [0.5], [fin], final=True),
@@ -171,6 +175,7 @@ def test_signal_suffix_and_comparisons():
     assert vs_online["per_seed"][2] == pytest.approx({"eprop": 0.5, "bptt": 0.4})
     assert vs_online["gap"] == pytest.approx(0.2)
     assert b.signal_comparisons([r for r in rows if "/sig-" not in r["key"]]) == ([], [])
+    rows.append(_curve_row("george", "eprop", 1, [0.99], [0.0], reg_alt=True, final=True))
     chosen = b.config_selection(rows, "/sig-")         # validation ties: the default (online)
     assert [(c["seed"], c["signal"], c["test_accuracy"]) for c in chosen] == \
         [(1, "online", 0.3), (2, "online", 0.4)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from spikeforge import Fixed
@@ -128,6 +130,20 @@ def test_checkpoint_of_another_model_is_rejected(tmp_path):
     other = model(layers=[Input(16), Recurrent(20), Readout(3)])
     with pytest.raises(ValueError, match="different model"):
         other.fit((x, y), epochs=1, checkpoint=tmp_path / "a.npz", resume=True)
+    final = model(learning_signal="final")  # same weights, another learning rule
+    with pytest.raises(ValueError, match="different model"):
+        final.fit((x, y), epochs=1, checkpoint=tmp_path / "a.npz", resume=True)
+
+
+def test_default_learning_signal_keeps_the_checkpoint_spec_of_earlier_versions():
+    """Checkpoints compare repr(spec); the default spec reads as it did before
+    learning_signal existed (field by field, in declaration order), so they still load."""
+    spec = model().spec
+    assert "signal" not in repr(spec)
+    shown = ", ".join(f"{f.name}={getattr(spec, f.name)!r}" for f in dataclasses.fields(spec)
+                      if f.name != "signal")
+    assert repr(spec) == f"Spec({shown})"
+    assert "signal='final'" in repr(model(learning_signal="final").spec)
 
 
 def test_early_stopping_and_recorders():

@@ -72,13 +72,18 @@ REG_DEFAULT = {"eprop": "on", "bptt": "off", "lstm": "off"}
 
 
 def signal_suffix(method: str, signal: str) -> str:
-    """Key suffix of an accuracy job's e-prop learning signal: "" for the default
-    ('online'), "/sig-final" for 'final'."""
-    if signal == "online":
-        return ""
-    if method != "eprop":
-        raise SystemExit(f"--signal {signal}: only e-prop has a learning signal, not {method}")
-    return f"/sig-{signal}"
+    """Key suffix of a job's e-prop learning signal: "" for the default ('online') and
+    for the other methods (the option does not apply to them), "/sig-final" for 'final'."""
+    return "" if signal == "online" or method != "eprop" else f"/sig-{signal}"
+
+
+def settings_suffix(method: str, reg: str, signal: str) -> str:
+    """reg_suffix + signal_suffix; one non-default setting per job, so that each
+    alternative is compared with the defaults alone (``config_selection``)."""
+    reg_part, signal_part = reg_suffix(method, reg), signal_suffix(method, signal)
+    if reg_part and signal_part:
+        raise SystemExit(f"--reg {reg} with --signal {signal}: change one setting per run")
+    return reg_part + signal_part
 
 
 def reg_suffix(method: str, reg: str) -> str:
@@ -613,9 +618,8 @@ def run_job(args, spec: dict) -> dict | None:
 
 
 def cmd_accuracy(args):
-    for method in args.method:       # refuse --reg on lstm, --signal on bptt, before any job
-        reg_suffix(method, args.reg)
-        signal_suffix(method, args.signal)
+    for method in args.method:       # refuse --reg on lstm, --reg with --signal, before any job
+        settings_suffix(method, args.reg, args.signal)
     for how in args.split:
         nested = parse_nested(how) is not None
         data = str((nested_data_file if nested else data_file)(args, how, args.T))
@@ -623,8 +627,8 @@ def cmd_accuracy(args):
             latency = args.latency if (method == "lstm" or how == "conventional") else 0
             for seed in args.seed:
                 key = (f"accuracy/{method}/{how}/T{args.T}/e{args.epochs}/t{args.threads}"
-                       + ("" if seed == 1 else f"/s{seed}") + reg_suffix(method, args.reg)
-                       + signal_suffix(method, args.signal))
+                       + ("" if seed == 1 else f"/s{seed}")
+                       + settings_suffix(method, args.reg, args.signal))
                 kind = "select" if nested else "accuracy"
                 reg = REG_DEFAULT[method] if args.reg == "default" else args.reg
                 extra = {"signal": args.signal} if method == "eprop" else {}
@@ -636,8 +640,6 @@ def cmd_accuracy(args):
 
 
 def cmd_throughput(args):
-    for method in args.method:
-        signal_suffix(method, args.signal)
     for T in args.T:
         data = str(data_file(args, "conventional", T, limit=max(args.samples, HP["batch"])))
         for threads in args.threads:
@@ -778,7 +780,7 @@ def config_selection(rows: list, tag: str = "/reg-") -> list:
     the test accuracy at the (config, epoch) of ``select_config``."""
     groups = {}
     for r in rows:
-        if alternative(r) and tag not in r["key"]:
+        if [t for t in ("/reg-", "/sig-") if t in r["key"]] not in ([], [tag]):
             continue
         groups.setdefault((r["split"], r["method"], r.get("seed", 1)), {})[alternative(r)] = r
     out = []
@@ -910,7 +912,8 @@ def main(argv=None):
                         "a non-default choice adds /reg-on or /reg-off to the job keys")
     a.add_argument("--signal", choices=["online", "final"], default="online",
                    help="e-prop learning signal (default online); 'final' adds /sig-final "
-                        "to the e-prop job keys")
+                        "to the e-prop job keys (other methods are unaffected; not with a "
+                        "non-default --reg)")
     a.add_argument("--seed", type=int, nargs="+", default=[1],
                    help="seeds of weight initialisation and sample order (one job each; "
                         "keys of seeds other than 1 end in /s<seed>)")
@@ -920,7 +923,8 @@ def main(argv=None):
     t.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     t.add_argument("--samples", type=int, default=64)
     t.add_argument("--signal", choices=["online", "final"], default="online",
-                   help="e-prop learning signal ('final' adds /sig-final to its keys)")
+                   help="e-prop learning signal ('final' adds /sig-final to the e-prop "
+                        "keys; other methods are unaffected)")
     lat = sub.add_parser("latency", help="batch-1 latency of models trained by 'accuracy'")
     lat.add_argument("--method", nargs="+", default=["eprop", "lstm"],
                      choices=["eprop", "bptt", "lstm"])

@@ -26,7 +26,7 @@ and ``optimize`` (Adam or SGD, see optim.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from spikeforge.connectivity import Dense
@@ -145,6 +145,12 @@ class Spec:
             raise ValueError("EProp: training is floating point: precision must be "
                              f"'float32' or 'float64', got {self.precision!r}")
         object.__setattr__(self, "hidden", tuple(self.hidden))
+
+    def __repr__(self) -> str:
+        """The dataclass repr, without ``signal`` when it is the default: checkpoints
+        compare reprs, and those written before the option existed must still load."""
+        shown = [f for f in fields(self) if f.name != "signal" or self.signal != "online"]
+        return f"Spec({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
     def lif_only(self, layer: int) -> bool:
         return not np.any(self.hidden[layer].betas > 0)

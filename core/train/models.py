@@ -17,7 +17,8 @@ Hidden neuron (ALIF; LIF where beta = 0), step n (phase 6)::
     a(n)   = rho a(n-1) + z(n-1)                          (A(n) = v_th + beta a(n))
     z(n)   = [v(n) >= A(n) and not refractory(n)]
     psi(n) = gamma/v_th max(0, 1 - |(v(n) - A(n))/v_th|), 0 while refractory
-    L(n)   = i_fb(n) = sum_k B_jk err_k(n-1)              (learning signal, latched)
+    L(n)   = i_fb(n) = sum_k B_jk err_k(n-1)              (learning signal, latched;
+                                                           learning_signal='final': n >= N only)
     zbar(n) = alpha zbar(n-1) + z(n),  zk(n) = kappa zk(n-1) + z(n);  zprev/zkprev: previous values
 
 Hidden synapse (input and recurrent), step m (phase 4)::
@@ -210,7 +211,8 @@ def output_synapse(feedback: str, final: bool = False) -> WeightUpdateModel:
         pre_spike="deliver(w)",
         synapse_dynamics=f"{grad}\ndeliver_pre({b} * err_post)",
         pre_target="i_fb",
-        doc="Output synapse: y += w per spike; g += err zk(m-2); i_fb += B err.",
+        doc="Output synapse: y += w per spike; g += err zk(m-2) ('final': g = err Z); "
+            "i_fb += B err.",
     )
 
 
