@@ -669,8 +669,9 @@ def cmd_latency(args):
     epochs = source_epochs(args.epochs)
     for method in args.method:
         e = epochs.get(method, epochs.get(None, 1))
-        source = f"accuracy/{method}/conventional/T{args.T}/e{e}/t1"
-        key = f"latency/{method}/conventional/T{args.T}/e{e}/r{args.repeats}{args.tag}"
+        sig = signal_suffix(method, args.signal)      # the e-prop model trained with it
+        source = f"accuracy/{method}/conventional/T{args.T}/e{e}/t1{sig}"
+        key = f"latency/{method}/conventional/T{args.T}/e{e}/r{args.repeats}{sig}{args.tag}"
         run_job(args, {"key": key, "kind": "latency", "method": method, "T": args.T,
                        "epochs": e, "threads": 1, "source": source, "data": data,
                        "repeats": args.repeats, "hp": HP})
@@ -933,6 +934,9 @@ def main(argv=None):
                           "(e.g. --epochs 3 lstm=10)")
     lat.add_argument("--T", type=int, default=250)
     lat.add_argument("--repeats", type=int, default=50)
+    lat.add_argument("--signal", choices=["online", "final"], default="online",
+                     help="time the e-prop model trained with this learning signal "
+                          "(accuracy --signal); other methods are unaffected")
     lat.add_argument("--tag", default="",
                      help="appended to the job key (to re-measure a job already in --out)")
     sub.add_parser("table")
