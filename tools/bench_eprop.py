@@ -77,6 +77,16 @@ def signal_suffix(method: str, signal: str) -> str:
     return "" if signal == "online" or method != "eprop" else f"/sig-{signal}"
 
 
+def signal_entry(method: str, signal: str) -> dict:
+    """``{"signal": ...}`` for an e-prop job spec (and its hp record), else {}."""
+    return {"signal": signal} if method == "eprop" else {}
+
+
+def add_signal_option(parser, help_text: str) -> None:
+    parser.add_argument("--signal", choices=["online", "final"], default="online",
+                        help=help_text)
+
+
 def settings_suffix(method: str, reg: str, signal: str) -> str:
     """reg_suffix + signal_suffix; one non-default setting per job, so that each
     alternative is compared with the defaults alone (``config_selection``)."""
@@ -631,7 +641,7 @@ def cmd_accuracy(args):
                        + settings_suffix(method, args.reg, args.signal))
                 kind = "select" if nested else "accuracy"
                 reg = REG_DEFAULT[method] if args.reg == "default" else args.reg
-                extra = {"signal": args.signal} if method == "eprop" else {}
+                extra = signal_entry(method, args.signal)
                 run_job(args, {"key": key, "kind": kind, "method": method, "split": how,
                                "T": args.T, "epochs": args.epochs, "threads": args.threads,
                                "data": data, "latency": latency, "seed": seed, "reg": reg,
@@ -646,7 +656,7 @@ def cmd_throughput(args):
             for method in args.method:
                 key = (f"throughput/{method}/T{T}/t{threads}/n{args.samples}"
                        + signal_suffix(method, args.signal))
-                extra = {"signal": args.signal} if method == "eprop" else {}
+                extra = signal_entry(method, args.signal)
                 run_job(args, {"key": key, "kind": "throughput", "method": method, "T": T,
                                "threads": threads, "samples": args.samples, "data": data,
                                **extra, "hp": {**HP, **extra}})
@@ -726,20 +736,28 @@ def print_seed_summary(rows: list, label: str = "e-prop", peer: str = "BPTT"):
           f"**{100 * summary['gap']:+.1f} +- {100 * summary['gap_se']:.1f}** (s.e. over seeds) |")
 
 
+SETTING_TAGS = {"reg": "/reg-", "signal": "/sig-"}  # key markers of non-default settings
+
+
+def changed_settings(row: dict) -> list[str]:
+    """The key markers (SETTING_TAGS) of the settings this job ran with changed."""
+    return [tag for tag in SETTING_TAGS.values() if tag in row["key"]]
+
+
 def alternative(row: dict) -> bool:
     """True for a job run with a non-default regularisation (``--reg``) or learning
     signal (``--signal``)."""
-    return "/reg-" in row["key"] or final_signal(row)
+    return bool(changed_settings(row))
 
 
 def final_signal(row: dict) -> bool:
-    return "/sig-" in row["key"]
+    return SETTING_TAGS["signal"] in row["key"]
 
 
 def signal_comparisons(rows: list) -> tuple[list, list]:
     """Rows for two seed summaries of e-prop with learning_signal='final' (default
     regularisation): against BPTT, and against the online e-prop relabelled 'bptt'."""
-    final = [r for r in rows if final_signal(r) and "/reg-" not in r["key"]]
+    final = [r for r in rows if changed_settings(r) == [SETTING_TAGS["signal"]]]
     if not final:
         return [], []
     plain = [r for r in rows if not alternative(r)]
@@ -781,7 +799,7 @@ def config_selection(rows: list, tag: str = "/reg-") -> list:
     the test accuracy at the (config, epoch) of ``select_config``."""
     groups = {}
     for r in rows:
-        if [t for t in ("/reg-", "/sig-") if t in r["key"]] not in ([], [tag]):
+        if changed_settings(r) not in ([], [tag]):
             continue
         groups.setdefault((r["split"], r["method"], r.get("seed", 1)), {})[alternative(r)] = r
     out = []
@@ -855,7 +873,7 @@ def cmd_table(args):
           "| train CPU-s | batch-1 latency ms |\n|---|---|---|---|---|---|---|---|---|")
     for r in sorted(acc, key=lambda r: (r["split"], r["method"], r["key"])):
         reg = "".join(f" ({name} {r['key'].split(tag, 1)[1].split('/')[0]})"
-                      for name, tag in (("reg", "/reg-"), ("signal", "/sig-")) if tag in r["key"])
+                      for name, tag in SETTING_TAGS.items() if tag in r["key"])
         print(f"| {r['method']}{reg} | {r['split']} | {r['T']} ({1000 / r['T']:.3g} ms) | "
               f"{r['epochs']} | {r['threads']} | {_fmt(r.get('test_accuracy'), '{:.3f}')} | "
               f"{_fmt(r.get('train_accuracy'), '{:.3f}')} | {_fmt(r.get('train_cpu_s'), '{:.0f}')}"
@@ -911,10 +929,9 @@ def main(argv=None):
     a.add_argument("--reg", choices=["default", "on", "off"], default="default",
                    help="firing-rate regularisation (default: on for e-prop, off for BPTT); "
                         "a non-default choice adds /reg-on or /reg-off to the job keys")
-    a.add_argument("--signal", choices=["online", "final"], default="online",
-                   help="e-prop learning signal (default online); 'final' adds /sig-final "
-                        "to the e-prop job keys (other methods are unaffected; not with a "
-                        "non-default --reg)")
+    add_signal_option(a, "e-prop learning signal (default online); 'final' adds /sig-final "
+                         "to the e-prop job keys (other methods are unaffected; not with a "
+                         "non-default --reg)")
     a.add_argument("--seed", type=int, nargs="+", default=[1],
                    help="seeds of weight initialisation and sample order (one job each; "
                         "keys of seeds other than 1 end in /s<seed>)")
@@ -923,9 +940,8 @@ def main(argv=None):
     t.add_argument("--T", type=int, nargs="+", default=[100, 500, 1000, 2000])
     t.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     t.add_argument("--samples", type=int, default=64)
-    t.add_argument("--signal", choices=["online", "final"], default="online",
-                   help="e-prop learning signal ('final' adds /sig-final to the e-prop "
-                        "keys; other methods are unaffected)")
+    add_signal_option(t, "e-prop learning signal ('final' adds /sig-final to the e-prop "
+                         "keys; other methods are unaffected)")
     lat = sub.add_parser("latency", help="batch-1 latency of models trained by 'accuracy'")
     lat.add_argument("--method", nargs="+", default=["eprop", "lstm"],
                      choices=["eprop", "bptt", "lstm"])
@@ -934,9 +950,8 @@ def main(argv=None):
                           "(e.g. --epochs 3 lstm=10)")
     lat.add_argument("--T", type=int, default=250)
     lat.add_argument("--repeats", type=int, default=50)
-    lat.add_argument("--signal", choices=["online", "final"], default="online",
-                     help="time the e-prop model trained with this learning signal "
-                          "(accuracy --signal); other methods are unaffected")
+    add_signal_option(lat, "time the e-prop model trained with this learning signal "
+                           "(accuracy --signal); other methods are unaffected")
     lat.add_argument("--tag", default="",
                      help="appended to the job key (to re-measure a job already in --out)")
     sub.add_parser("table")

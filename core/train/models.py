@@ -115,9 +115,8 @@ READOUT_U = {
     "max": "u = y if nst < 1.5 else max(u, y)",
 }
 READOUT_VARS = ("y", "bbar", "u", "ysum", "nst", "pi", "err", "ystar", "mask", "gb", "lsum", "psum")
-FINAL_READOUT = """y = kappa * y + i_syn + b
-bbar = kappa * bbar + 1.0
-nst += 1.0
+READOUT_STEP = "y = kappa * y + i_syn + b\nbbar = kappa * bbar + 1.0\n"
+FINAL_SUMS = """nst += 1.0
 if nst < n_end + 0.5:
     ysum += y
     bsum += bbar
@@ -134,26 +133,16 @@ def readout(loss: str, final: bool = False) -> NeuronModel:
     mean of y (sum) or the running max of y (max). ``final`` (loss 'sum' with
     learning_signal='final'): u, ysum and bsum = sum_n bbar(n) stop after step
     n_end - 1 = N - 1, so in the two tail steps err keeps the final error."""
-    if final:
-        return NeuronModel(
-            "EPropReadout_sum_final",
-            params=("tau_out", "n_end"),
-            derived={"kappa": "exp(-dt / tau_out)"},
-            vars=(*(Var(n, default=0.0) for n in readout_vars(True)),
-                  *(Var(n, batched=False, default=0.0) for n in ("b", "mb", "vb", "lrb"))),
-            sim=FINAL_READOUT,
-            doc="y(n) = kappa y(n-1) + i(n) + b; u = mean of y over the N sample steps; "
-                "bsum = sum of dy/db.",
-        )
+    sums = FINAL_SUMS if final else f"ysum += y\nnst += 1.0\n{READOUT_U[loss]}"
     return NeuronModel(
-        f"EPropReadout_{loss}",
-        params=("tau_out",),
+        f"EPropReadout_{loss}" + ("_final" if final else ""),
+        params=("tau_out", "n_end") if final else ("tau_out",),
         derived={"kappa": "exp(-dt / tau_out)"},
-        vars=(*(Var(n, default=0.0) for n in READOUT_VARS),
+        vars=(*(Var(n, default=0.0) for n in readout_vars(final)),
               *(Var(n, batched=False, default=0.0) for n in ("b", "mb", "vb", "lrb"))),
-        sim=f"y = kappa * y + i_syn + b\nbbar = kappa * bbar + 1.0\nysum += y\nnst += 1.0\n"
-            f"{READOUT_U[loss]}",
-        doc="y(n) = kappa y(n-1) + i(n) + b; bbar = dy/db; u: softmax input.",
+        sim=READOUT_STEP + sums,
+        doc="y(n) = kappa y(n-1) + i(n) + b; bbar = dy/db; u: softmax input"
+            + (" (the mean of y over the N sample steps); bsum = sum of bbar." if final else "."),
     )
 
 
