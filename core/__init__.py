@@ -12,8 +12,8 @@ Quick start::
     times, ids = sim.spikes("E")
 """
 
-from .builtins import (ALIF, DC, IF, LIF, STDP, Delta, ExpCurr, GaussianNoise, Izhikevich,
-                       LeakyIntegrator, PoissonSource, SpikeSourceArray, StaticPulse,
+from .builtins import (ALIF, DC, IF, LIF, STDP, Delta, ExpCond, ExpCurr, GaussianNoise,
+                       Izhikevich, LeakyIntegrator, PoissonSource, SpikeSourceArray, StaticPulse,
                        StaticPulseDendriticDelay)
 from .connectivity import (Conv2D, Dense, FixedNumberPost, FixedProbability, FixedTotalNumber,
                            OneToOne, Sparse)
@@ -37,10 +37,10 @@ def load(path):
 
 __all__ = [
     "ALIF", "DC", "IF", "LIF", "STDP", "Constant", "Conv2D", "CurrentSource",
-    "CurrentSourceModel", "CustomUpdate", "Delta", "Dense", "ExpCurr", "Exponential", "Fixed",
-    "FixedNumberPost", "FixedProbability", "FixedTotalNumber", "GaussianNoise", "Izhikevich",
-    "LeakyIntegrator", "ModelCodeError", "Network", "NetworkBuilder", "NeuronModel", "Normal",
-    "NormalClipped", "OneToOne", "PoissonSource", "Population", "PostsynapticModel",
+    "CurrentSourceModel", "CustomUpdate", "Delta", "Dense", "ExpCond", "ExpCurr", "Exponential",
+    "Fixed", "FixedNumberPost", "FixedProbability", "FixedTotalNumber", "GaussianNoise",
+    "Izhikevich", "LeakyIntegrator", "ModelCodeError", "Network", "NetworkBuilder", "NeuronModel",
+    "Normal", "NormalClipped", "OneToOne", "PoissonSource", "Population", "PostsynapticModel",
     "Projection", "Reduction", "Sparse", "SpikeSourceArray", "StaticPulse",
     "StaticPulseDendriticDelay", "Uniform", "Values", "Var", "WeightUpdateModel", "available",
     "load", "register_backend",

@@ -125,6 +125,21 @@ ExpCurr = PostsynapticModel(
     input by (tau/dt)(1 - exp(-dt/tau)); multiply weights by that to match it.""",
 )
 
+ExpCond = PostsynapticModel(
+    "ExpCond",
+    params=("tau", "E_rev"),
+    derived={"decay": "exp(-dt / tau)"},
+    vars=(Var("g", default=0.0),),
+    code="g = g * decay + inp",
+    current="g * (E_rev - v_post)",
+    linear=True,
+    doc="""Exponential conductance: g <- g exp(-dt/tau) + inp, current g (E_rev - v)
+    with v the target neuron's ``v`` at the start of the step (GeNN's ExpCond; the
+    neuron integrates this current as constant over the step, like any input).
+    Units: g in uS, E_rev and v in mV, current in nA. The target's model needs a
+    var ``v``.""",
+)
+
 StaticPulse = WeightUpdateModel(
     "StaticPulse",
     vars=(Var("w", batched=False),),
@@ -175,6 +190,6 @@ GaussianNoise = CurrentSourceModel(
 
 NEURON_MODELS = {m.name: m for m in (LIF, ALIF, LeakyIntegrator, IF, Izhikevich, PoissonSource,
                                       SpikeSourceArray)}
-POSTSYNAPTIC_MODELS = {m.name: m for m in (Delta, ExpCurr)}
+POSTSYNAPTIC_MODELS = {m.name: m for m in (Delta, ExpCurr, ExpCond)}
 WEIGHT_UPDATE_MODELS = {m.name: m for m in (StaticPulse, StaticPulseDendriticDelay, STDP)}
 CURRENT_SOURCE_MODELS = {m.name: m for m in (DC, GaussianNoise)}

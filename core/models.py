@@ -171,7 +171,8 @@ class PostsynapticModel(_Model):
     (phase 5): ``code`` updates the model's own per-neuron vars, then
     ``current`` (an expression) is added to the target input (``i_syn`` unless
     the projection names another). ``linear``: the model's vars evolve as
-    x' = A x + B inp and ``current`` = C x + D inp with A..D fixed by the params,
+    x' = A x + B inp and ``current`` = C x + D inp with A, B fixed by the params
+    and C, D by the params and the target neuron's vars (ExpCond: C = E_rev - v),
     so projections with equal params may share one instance (a network's
     ``fuse_postsynaptic``); declare it only when that holds."""
 

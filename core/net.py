@@ -188,8 +188,9 @@ class Network:
                 return synapse_scope(wu, pre.model, post.model, attr, delayed)
             return trace_scope(wu, pre.model if attr.startswith("pre") else post.model, attr)
 
-        _check_model_code(wu, wu_scope)
-        _check_model_code(ps, lambda attr: postsynaptic_scope(ps, post.model, attr))
+        _check_model_code(wu, wu_scope, owner)
+        _check_model_code(ps, lambda attr: postsynaptic_scope(ps, post.model, attr),
+                          f"{owner} (onto population {post.name!r}, model {post.model.name})")
 
     def _check_synapse_writes(self, proj, owner):
         written = proj.written_synapse_vars()

@@ -17,7 +17,7 @@ from .connectivity import Connectivity
 from .init import Init, Values, as_init
 from .lang import Scope, Symbol, check_code, check_expr
 from .lang.functions import MATH_FUNCTIONS
-from .lang.parse import normalise_source
+from .lang.parse import ModelCodeError, normalise_source
 from .lang.tree import calls, names_assigned
 from .models import (CurrentSourceModel, NeuronModel, PostsynapticModel, WeightUpdateModel,
                      check_identifier, check_params)
@@ -65,8 +65,16 @@ def shared_writes(model) -> list[str]:
     return sorted(v.name for v in model.vars if not v.batched and v.name in written)
 
 
-def _check_model_code(model, scope_for) -> None:
-    """Type-check every code field and derived param of a model."""
+def _check_model_code(model, scope_for, owner: str = "") -> None:
+    """Type-check every code field and derived param of a model; errors name ``owner``
+    (the network node that uses the model) when given."""
+    try:
+        _check_fields(model, scope_for)
+    except ModelCodeError as err:
+        raise (err.within(owner) if owner else err) from None
+
+
+def _check_fields(model, scope_for) -> None:
     for dname, _ in model.derived:
         check_expr(model.parsed["derived." + dname], derived_scope(model, dname), "float")
     for attr in model.CODE_FIELDS:
@@ -104,7 +112,7 @@ class Population:
             raise ValueError(f"{owner}: spike_times must be given exactly for SpikeSourceArray models")
         if is_ssa:
             object.__setattr__(self, "spike_times", _spike_times(owner, self.spike_times, self.size))
-        _check_model_code(self.model, lambda f: neuron_scope(self.model, f))
+        _check_model_code(self.model, lambda f: neuron_scope(self.model, f), owner)
 
     def __eq__(self, other):
         if not isinstance(other, Population):
@@ -222,7 +230,7 @@ class CurrentSource:
             raise TypeError(f"{owner}: model must be a CurrentSourceModel")
         object.__setattr__(self, "params", check_params(owner, self.model, self.params))
         object.__setattr__(self, "init", _inits(owner, self.model, self.init))
-        _check_model_code(self.model, lambda f: current_source_scope(self.model, f))
+        _check_model_code(self.model, lambda f: current_source_scope(self.model, f), owner)
 
 
 @dataclass(frozen=True)

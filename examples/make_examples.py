@@ -5,6 +5,8 @@
 
 - ``cuba.json``: Vogels & Abbott (2005) CUBA, 4000 LIF, 80/20 E/I, 2% connectivity
   (``spikeforge.demos.cuba_network``);
+- ``coba.json``: the conductance-based variant (COBA, ``sf.ExpCond``;
+  ``spikeforge.demos.coba_network``);
 - ``stdp.json``: 100 Poisson inputs at 20 Hz -> 10 LIF through STDP synapses
   (``spikeforge.demos.stdp_network``).
 
@@ -16,9 +18,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from spikeforge.demos import cuba_network, stdp_network
+from spikeforge.demos import coba_network, cuba_network, stdp_network
 
-MODELS = {"cuba.json": cuba_network, "stdp.json": stdp_network}
+MODELS = {"cuba.json": cuba_network, "coba.json": coba_network, "stdp.json": stdp_network}
 
 
 def main(out_dir=None) -> list[Path]:

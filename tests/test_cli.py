@@ -15,7 +15,7 @@ import pytest
 import spikeforge as sf
 from spikeforge import plot
 from spikeforge.cli import main
-from spikeforge.demos import CUBA_WE, CUBA_WI, cuba_network, stdp_network
+from spikeforge.demos import CUBA_WE, CUBA_WI, coba_network, cuba_network, stdp_network
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -152,6 +152,31 @@ def test_cuba_network_is_the_benchmark():
                     ("I", "E"): (0.02, 10.0), ("I", "I"): (0.02, 10.0)}
 
 
+def test_coba_network_is_benchmark_one_of_brette_2007():
+    net = coba_network()
+    assert [(p.name, p.size) for p in net.populations] == [("E", 3200), ("I", 800)]
+    lif = net.population("E").params
+    assert (lif["C"], lif["tau_m"], lif["v_rest"], lif["v_thresh"], lif["v_reset"],
+            lif["tau_refrac"]) == (0.2, 20.0, -60.0, -50.0, -60.0, 5.0)  # g_L = 10 nS
+    assert net.population("I").init["v"] == sf.Normal(-65.0, 5.0)
+    syn = {(p.pre, p.post): (p.connectivity.p, p.postsynaptic.name, p.ps_params["tau"],
+                             p.ps_params["E_rev"], p.wu_init["w"].value,
+                             type(p.ps_init["g"]), p.ps_init["g"].mean, p.ps_init["g"].sd)
+           for p in net.projections}
+    uS = pytest.approx  # conductances in uS: 6 nS, 67 nS; initial g ~ N(4, 1.5) and N(20, 12) g_L
+    exc = (0.02, "ExpCond", 5.0, 0.0, uS(0.006), sf.Normal, uS(0.04), uS(0.015))
+    inh = (0.02, "ExpCond", 10.0, -80.0, uS(0.067), sf.Normal, uS(0.2), uS(0.12))
+    assert syn == {("E", "E"): exc, ("E", "I"): exc, ("I", "E"): inh, ("I", "I"): inh}
+
+
+def test_coba_activity_is_self_sustained_at_the_benchmark_rate():
+    """Brian2 2.11 (exponential Euler or Euler) gives 19.4-20.2 Hz for E and I with seed 1
+    (BENCHMARKS.md, COBA); without the conductances' reversal potentials the network
+    would be silent (no external input) or explode."""
+    rates = _load_script("coba").main(["--backend", "cpu", "--duration-ms", "1000"])
+    assert 16.0 < rates["E"] < 24.0 and 16.0 < rates["I"] < 24.0, rates
+
+
 # errors ----------------------------------------------------------------------
 def test_missing_model_file_is_a_clear_error(tmp_path, capsys):
     code = main(["run", str(tmp_path / "nope.json"), "--duration-ms", "10"])
@@ -231,7 +256,7 @@ def test_plot_functions_from_python(tmp_path):
 # example files and scripts ---------------------------------------------------
 def test_make_examples_regenerates_committed_files(tmp_path):
     written = _load_script("make_examples").main(tmp_path)
-    assert {p.name for p in written} >= {"cuba.json", "stdp.json"}
+    assert {p.name for p in written} >= {"cuba.json", "coba.json", "stdp.json"}
     for fresh in sorted(tmp_path.iterdir()):
         committed = EXAMPLES / fresh.name
         assert committed.exists(), f"examples/{fresh.name} is not committed"
@@ -246,11 +271,13 @@ def test_make_examples_regenerates_committed_files(tmp_path):
 
 def test_example_files_equal_their_builders():
     assert sf.load(EXAMPLES / "cuba.json") == cuba_network()
+    assert sf.load(EXAMPLES / "coba.json") == coba_network()
     assert sf.load(EXAMPLES / "stdp.json") == stdp_network()
 
 
 def test_example_scripts_use_the_same_networks():
     assert _load_script("cuba").cuba_network is cuba_network
+    assert _load_script("coba").coba_network is coba_network
     stdp = _load_script("stdp")
     assert stdp.stdp_network() == stdp_network()
     before, after = stdp.main(["--duration-ms", "250"])

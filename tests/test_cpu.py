@@ -12,7 +12,7 @@ import pytest
 
 import spikeforge as sf
 from spikeforge.backends.cpu import runtime
-from spikeforge.demos import cuba_network, stdp_network
+from spikeforge.demos import coba_network, cuba_network, stdp_network
 
 pytestmark = pytest.mark.skipif(
     not any(s.name == "cpu" and s.available for s in sf.available()), reason="no C compiler")
@@ -76,15 +76,17 @@ def fixed_feature_network():
     return feature_network(sf.Fixed(32, 16))
 
 
-@pytest.mark.parametrize("make, prefetch", [(cuba_network, False), (stdp_network, False),
+@pytest.mark.parametrize("make, prefetch", [(cuba_network, False), (coba_network, False),
+                                           (stdp_network, False),
                                            (feature_network, False), (feature_network, True),
                                            (fixed_feature_network, False)],
-                         ids=["cuba", "stdp", "features", "features-prefetch", "features-fixed"])
+                         ids=["cuba", "coba", "stdp", "features", "features-prefetch",
+                              "features-fixed"])
 def test_generated_c_compiles_without_warnings(make, prefetch, tmp_path, monkeypatch):
     if prefetch:
         from spikeforge.backends.cstyle import layout
         monkeypatch.setattr(layout, "PREFETCH_FROM", 0)
-    net = make() if make is not cuba_network else cuba_network(n=200)
+    net = make(n=200) if make in (cuba_network, coba_network) else make()
     sim = net.build("cpu", record_vars=[f"{net.populations[-1].name}.v"])
     assert ("__builtin_prefetch" in sim.source) == prefetch
     src = tmp_path / "net.c"

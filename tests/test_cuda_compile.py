@@ -54,6 +54,8 @@ def representative(precision="float32", flip=False, batch_size=2) -> tuple[sf.Ne
     net.connect("S", "N", sf.Dense(), name="SN", w=6.0)
     net.connect("P", "N", sf.FixedProbability(0.5), name="PN", w=3.0, delay=2,
                 postsynaptic=sf.ExpCurr, ps_params={"tau": 3.0})
+    net.connect("P", "N", sf.FixedProbability(0.5), name="PNcond", w=0.01,
+                postsynaptic=sf.ExpCond, ps_params={"tau": 4.0, "E_rev": 0.0})
     net.connect("N", "N", sf.FixedNumberPost(3, procedural=True), name="NNproc",
                 w=sf.NormalClipped(0.5, 0.2, 0.0, 1.0))
     net.connect("N", "M", sf.FixedProbability(0.3, procedural=True), name="NMproc",
@@ -84,8 +86,8 @@ def representative(precision="float32", flip=False, batch_size=2) -> tuple[sf.Ne
     net.custom_update("Decay", "NMstdp", "w = w * 0.5", var_refs={"w": "NMstdp.w"},
                       group="Decay")
     network = net.network()
-    spans = {"SN": "post", "PN": "pre", "NMstdp": "pre", "SMuser": "post", "MM": "pre",
-             "SMsparse": "post", "SF": "pre", "FF": "post", "GC": "pre"}
+    spans = {"SN": "post", "PN": "pre", "PNcond": "post", "NMstdp": "pre", "SMuser": "post",
+             "MM": "pre", "SMsparse": "post", "SF": "pre", "FF": "post", "GC": "pre"}
     if flip:
         spans = {k: "pre" if v == "post" else "post" for k, v in spans.items()}
     return network, spans

@@ -15,6 +15,9 @@
   exactly tau_refrac/dt steps and, driven hard, spikes again at s + tau_refrac/dt + 1.
 * ExpCurr: one input of weight w arriving at step a gives the current
   i(a + k) = w exp(-k dt / tau); inputs superpose linearly.
+* ExpCond: one input of weight w arriving at step a gives the conductance
+  g(a + k) = w exp(-k dt / tau) and the current g (E_rev - v) with v the target's v
+  at the start of the step (the end of the step before).
 * STDP (sf.STDP docstring): one pre/post pair, pre at step tp, post at step tq:
   dw = a_plus d_plus^(tq-tp) (tq > tp), -a_minus d_minus^(tp-tq) (tq < tp),
   d = exp(-dt/tau); tq == tp gives a_plus - a_minus (both codes run in step
@@ -157,6 +160,72 @@ def test_expcurr_integrated_by_if(backend):
     m = np.arange(n_steps)  # arrival at step 1: by the end of step n, n terms are summed
     want = np.where(m > 0, w * (1 - decay ** m) / (1 - decay), 0.0)
     np.testing.assert_allclose(sim.trace("I.v")[1][:, 0], want, rtol=1e-12, atol=0)
+
+
+RAMP_PROBE = sf.NeuronModel(
+    "RampProbe",
+    params=("slope",),
+    vars=(sf.Var("v", default=-70.0), sf.Var("x", default=0.0)),
+    sim="x = i_syn\nv = v + slope",
+    doc="x <- this step's input; v rises by slope per step (v at the start of step n "
+        "is v0 + n slope).",
+)
+
+
+@pytest.mark.parametrize("precision, rtol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_expcond_current_uses_v_at_the_start_of_the_step(backend, precision, rtol):
+    dt, tau, e_rev, w, v0, slope, n_steps, spike_step = 0.1, 3.0, -10.0, 0.02, -70.0, 0.5, 60, 4
+    net = sf.NetworkBuilder(dt=dt, precision=precision)
+    net.population("src", sf.SpikeSourceArray, 1, spike_times=[[spike_step * dt]])
+    net.population("probe", RAMP_PROBE, 1, params={"slope": slope}, init={"v": v0})
+    net.connect("src", "probe", sf.Dense(), "proj", w=w, postsynaptic=sf.ExpCond,
+                ps_params={"tau": tau, "E_rev": e_rev})
+    sim = net.build(backend=backend, record_vars=["probe.x", "proj.g"])
+    sim.run(steps=n_steps)
+    _, current = sim.trace("probe.x")
+    _, g = sim.trace("proj.g")
+    arrival = spike_step + 1
+    n = np.arange(arrival, n_steps)
+    want_g = w * np.exp(-(n - arrival) * dt / tau)
+    np.testing.assert_array_equal(current[:arrival, 0], 0.0)
+    np.testing.assert_array_equal(g[:arrival, 0], 0.0)
+    np.testing.assert_allclose(g[arrival:, 0], want_g, rtol=rtol, atol=0)
+    np.testing.assert_allclose(current[arrival:, 0], want_g * (e_rev - (v0 + n * slope)),
+                               rtol=rtol, atol=0)
+
+
+def test_expcond_drives_lif_towards_the_reversal_potential(backend):
+    """A LIF below threshold with a constant conductance (a spike every step, tau tiny
+    so g = w each step): v(n) = alpha v(n-1) + (1 - alpha)(v_rest + R w (E_rev - v(n-1))),
+    a linear recurrence with fixed point (v_rest + R w E_rev) / (1 + R w)."""
+    dt, w, e_rev, n_steps = 0.1, 0.01, -80.0, 1000
+    p = {**LIF_PARAMS, "v_reset": -70.0}
+    net = sf.NetworkBuilder(dt=dt, precision="float64")
+    net.population("src", sf.SpikeSourceArray, 1, spike_times=[list(np.arange(n_steps) * dt)])
+    net.population("L", sf.LIF, 1, params=p, init={"v": -55.0})
+    net.connect("src", "L", sf.Dense(), w=w, postsynaptic=sf.ExpCond,
+                ps_params={"tau": 1e-9, "E_rev": e_rev})
+    sim = net.build(backend=backend, record_vars=["L.v"])
+    sim.run(steps=n_steps)
+    alpha, r = math.exp(-dt / p["tau_m"]), p["tau_m"] / p["C"]
+    want, v = [], -55.0
+    for step in range(n_steps):
+        g = w if step >= 1 else 0.0  # the spike of step k arrives at step k + 1
+        v = alpha * v + (1 - alpha) * (p["v_rest"] + r * g * (e_rev - v))
+        want.append(v)
+    got = sim.trace("L.v")[1][:, 0]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+    fixed_point = (p["v_rest"] + r * w * e_rev) / (1 + r * w)
+    assert abs(got[-1] - fixed_point) < 1e-3 < abs(fixed_point - p["v_rest"])
+
+
+def test_expcond_needs_a_target_with_v():
+    net = sf.NetworkBuilder()
+    net.population("S", sf.PoissonSource, 2, params={"rate": 10.0})
+    with pytest.raises(sf.ModelCodeError, match="projection 'S_S' \\(onto population 'S', "
+                       "model PoissonSource\\): ExpCond.current.*unknown name 'v_post'"):
+        net.connect("S", "S", sf.Dense(), w=0.1, postsynaptic=sf.ExpCond,
+                    ps_params={"tau": 5.0, "E_rev": 0.0})
 
 
 # STDP -------------------------------------------------------------------------------

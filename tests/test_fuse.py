@@ -86,6 +86,34 @@ def test_fused_equals_separate_instances_up_to_rounding():
                                separate.get("A_N.i") + separate.get("B_N_dend.i"), atol=1e-12)
 
 
+def conductance_network(fuse=True):
+    """Two excitatory ExpCond projections with equal params (they fuse: the current
+    (g1 + g2)(E - v) = g1 (E - v) + g2 (E - v)) and an inhibitory one onto a LIF."""
+    net = sf.NetworkBuilder(dt=0.5, seed=3, precision="float64", fuse_postsynaptic=fuse)
+    net.population("A", sf.PoissonSource, 20, params={"rate": 300.0})
+    net.population("B", sf.PoissonSource, 15, params={"rate": 200.0})
+    net.population("N", sf.LIF, 12, params={**LIF, "v_rest": -60.0, "v_reset": -60.0,
+                                            "v_thresh": -50.0},
+                   init={"v": sf.Uniform(-60.0, -50.0)})
+    exc = dict(postsynaptic=sf.ExpCond, ps_params={"tau": 5.0, "E_rev": 0.0})
+    net.connect("A", "N", sf.FixedProbability(0.4), name="A_N", w=sf.Uniform(0.0, 0.01), **exc)
+    net.connect("B", "N", sf.FixedProbability(0.4), name="B_N", w=0.008, delay=1, **exc)
+    net.connect("B", "N", sf.FixedProbability(0.3), name="B_N_inh", w=0.02,
+                postsynaptic=sf.ExpCond, ps_params={"tau": 5.0, "E_rev": -80.0})
+    return net.network()
+
+
+def test_conductance_inputs_fuse_like_currents():
+    net = conductance_network()
+    assert net.postsynaptic_leader == {"A_N": "A_N", "B_N": "A_N", "B_N_inh": "B_N_inh"}
+    fused, separate = run(net), run(conductance_network(fuse=False))
+    assert len(separate.spikes("N")[0]) > 20
+    np.testing.assert_allclose(fused.trace("N.v")[1], separate.trace("N.v")[1], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(fused.spikes("N")[1], separate.spikes("N")[1])
+    np.testing.assert_allclose(fused.get("A_N.g"), separate.get("A_N.g") + separate.get("B_N.g"),
+                               atol=1e-12)
+
+
 def test_a_fused_member_has_no_postsynaptic_state_of_its_own():
     sim = fused_network().build("numpy")
     with pytest.raises(KeyError, match="B_N_dend.i"):

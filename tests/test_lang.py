@@ -36,7 +36,8 @@ def assert_code_error(err, model, field, line, col, source_line, *reasons):
     assert isinstance(err, sf.ModelCodeError)
     lines = str(err).split("\n")
     assert len(lines) == 3, str(err)
-    assert lines[0].startswith(f"{model}.{field}, line {line}, column {col}: "), lines[0]
+    where = f"{err.owner}: " if err.owner else ""  # the population/projection using it
+    assert lines[0].startswith(f"{where}{model}.{field}, line {line}, column {col}: "), lines[0]
     assert lines[1] == "    " + source_line
     assert lines[2] == "    " + " " * (col - 1) + "^"
     for reason in reasons:

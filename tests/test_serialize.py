@@ -67,7 +67,8 @@ def rich_network() -> sf.Network:
     b.connect("E", "I", sf.FixedNumberPost(3, autapses=False), w=sf.Exponential(10.0),
               weight_update=sf.StaticPulseDendriticDelay, wu_init={"d": 1},
               max_dendritic_delay=3)
-    b.connect("I", "E", sf.FixedTotalNumber(20), w=sf.Uniform(-2.0, -1.0))
+    b.connect("I", "E", sf.FixedTotalNumber(20), w=sf.Uniform(0.01, 0.02),
+              postsynaptic=sf.ExpCond, ps_params={"tau": 10.0, "E_rev": -80.0})
     b.connect("S", "Z", sf.Sparse.from_pairs([0, 0, 2, 1], [1, 7, 3, 0], 3),
               w=[50.0, 60.0, 70.0, 80.0])
     b.connect("E", "C", sf.Dense(), w=np.arange(256.0).reshape(16, 16) / 256, name="EC")

@@ -90,7 +90,7 @@ REQUIRED = {
                             "Values")),
     "values:synapse", "values:matrix", "values:kernel",
     "wu:StaticPulse", "wu:StaticPulseDendriticDelay", "wu:STDP", "wu:user",
-    "ps:Delta", "ps:ExpCurr", "ps:user", "ps:fused", "cs:DC", "cs:GaussianNoise",
+    "ps:Delta", "ps:ExpCurr", "ps:ExpCond", "ps:user", "ps:fused", "cs:DC", "cs:GaussianNoise",
     "delay:axonal", "delay:dendritic", "input:target", "input:pre_target", "ssa:per_batch",
     "cu:reduce:batch", "cu:reduce:neurons", "cu:followup", "cu:every_step", "cu:host",
     "cu:projection", "batch:1", "batch:>1", "precision:float32", "precision:float64",

@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
-"""CUBA benchmark: spikeforge's cpu backend against Brian2 cpp_standalone, same run, same machine.
+"""CUBA/COBA benchmark: spikeforge's cpu backend vs Brian2 cpp_standalone, same run and machine.
 
-Network: Vogels & Abbott (2005) CUBA, 4000 LIF (3200 E / 800 I), p = 0.02, dt = 0.1 ms;
-spikeforge uses ``spikeforge.demos.cuba_network``, Brian2 the equations of its published
-CUBA example (dv/dt = (ge+gi-(v-El))/taum, dge/dt = -ge/taue, dgi/dt = -gi/taui, v > Vt,
-reset Vr, refractory 5 ms, on_pre ge += we / gi += wi, v0 = Vr + rand()*(Vt-Vr)) with a
-SpikeMonitor as the only monitor. Every (simulator, threads, repeat) runs in its own fresh
+Networks (``--model``): Vogels & Abbott (2005), 4000 LIF (3200 E / 800 I), p = 0.02,
+dt = 0.1 ms, a SpikeMonitor as Brian2's only monitor.
+  cuba  spikeforge.demos.cuba_network; Brian2 the equations of its published CUBA example
+        (dv/dt = (ge+gi-(v-El))/taum, dge/dt = -ge/taue, dgi/dt = -gi/taui, v > Vt, reset Vr,
+        refractory 5 ms, on_pre ge += we / gi += wi, v0 = Vr + rand()*(Vt-Vr)).
+  coba  spikeforge.demos.coba_network (sf.ExpCond); Brian2 benchmark 1 of Brette et al.
+        (2007) with conductances in units of g_L (dv/dt = (ge*(Ee-v)+gi*(Ei-v)-(v-El))/taum,
+        exponential Euler unless --brian2-method, on_pre ge += 0.6 / gi += 6.7,
+        v0 ~ N(-65, 5) mV, ge0 ~ N(4, 1.5), gi0 ~ N(20, 12)). spikeforge integrates the
+        synaptic current as constant over a step (GeNN's scheme, docs/semantics.md):
+        rates are compared, not spike times.
+Every (simulator, threads, repeat) runs in its own fresh
 child process of the benchmark venv's Python; the table shows medians over repeats.
 
 What is timed (wall clock = time.perf_counter; CPU = getrusage user+sys; peak: see below):
-  spikeforge  build  = cuba_network() + net.build(backend="cpu"): host-side connectivity and
+  spikeforge  build  = {cuba,coba}_network() + net.build(backend="cpu"): host connectivity and
                        init, C code generation, cc compilation into an empty
                        $SPIKEFORGE_CACHE_DIR, cffi load. build CPU-s (both simulators) =
                        RUSAGE_SELF + RUSAGE_CHILDREN (compilers) over the build.
@@ -72,10 +79,11 @@ def log(*msg):
 # child: spikeforge ---------------------------------------------------------------------------
 def child_spikeforge(args) -> dict:
     assert not any(Path(os.environ["SPIKEFORGE_CACHE_DIR"]).iterdir()), "cache dir not empty"
-    from spikeforge.demos import cuba_network
+    from spikeforge import demos
 
+    make = {"cuba": demos.cuba_network, "coba": demos.coba_network}[args.model]
     c0, t0 = cpu(), time.perf_counter()
-    sim = cuba_network(n=N, p=0.02, seed=args.seed).build(backend="cpu")
+    sim = make(n=N, p=0.02, seed=args.seed).build(backend="cpu")
     c1, t1 = cpu(), time.perf_counter()
     s0 = cpu(children=False)
     sim.run(duration_ms=args.duration_ms, progress=False)
@@ -123,7 +131,7 @@ def child_brian2(args) -> dict:
                                                     wait_json, "./main"]
     b2.prefs.logging.file_log = False
     c0, t0 = cpu(), time.perf_counter()
-    net, mon = brian2_cuba(b2, args.seed)
+    net, mon = BRIAN2_NETWORKS[args.model](b2, args.seed, brian2_method(args))
     net.run(args.duration_ms * b2.ms)
     b2.device.build(directory=proj, compile=True, run=False, with_output=False)
     c1, t1 = cpu(), time.perf_counter()
@@ -141,7 +149,7 @@ def child_brian2(args) -> dict:
     return out
 
 
-def brian2_cuba(b2, seed: int):
+def brian2_cuba(b2, seed: int, method: str):
     """Brian2's CUBA example (Vogels & Abbott 2005), verbatim equations and parameters."""
     ms, mV = b2.ms, b2.mV
     b2.defaultclock.dt = 0.1 * ms
@@ -152,7 +160,7 @@ def brian2_cuba(b2, seed: int):
              dge/dt = -ge/taue : volt
              dgi/dt = -gi/taui : volt"""
     P = b2.NeuronGroup(N, eqs, threshold="v>Vt", reset="v = Vr", refractory=5 * ms,
-                       method="exact", namespace=ns)
+                       method=method, namespace=ns)
     P.v = "Vr + rand() * (Vt - Vr)"
     P.ge = 0 * mV
     P.gi = 0 * mV
@@ -162,6 +170,38 @@ def brian2_cuba(b2, seed: int):
     Ci.connect(f"i>={N_E}", p=0.02)
     mon = b2.SpikeMonitor(P)
     return b2.Network(P, Ce, Ci, mon), mon
+
+
+def brian2_coba(b2, seed: int, method: str):
+    """Benchmark 1 of Brette et al. (2007) (COBA), conductances in units of g_L = 10 nS."""
+    ms, mV = b2.ms, b2.mV
+    b2.defaultclock.dt = 0.1 * ms
+    b2.seed(seed)
+    ns = {"taum": 20 * ms, "taue": 5 * ms, "taui": 10 * ms, "Vt": -50 * mV, "Vr": -60 * mV,
+          "El": -60 * mV, "Ee": 0 * mV, "Ei": -80 * mV, "we": 0.6, "wi": 6.7}
+    eqs = """dv/dt  = (ge*(Ee-v)+gi*(Ei-v)-(v-El))/taum : volt (unless refractory)
+             dge/dt = -ge/taue : 1
+             dgi/dt = -gi/taui : 1"""
+    P = b2.NeuronGroup(N, eqs, threshold="v>Vt", reset="v = Vr", refractory=5 * ms,
+                       method=method, namespace=ns)
+    P.v = "El - 5*mV + 5*mV*randn()"
+    P.ge = "4 + 1.5*randn()"
+    P.gi = "20 + 12*randn()"
+    Ce = b2.Synapses(P, P, on_pre="ge += we", namespace=ns)
+    Ci = b2.Synapses(P, P, on_pre="gi += wi", namespace=ns)
+    Ce.connect(f"i<{N_E}", p=0.02)
+    Ci.connect(f"i>={N_E}", p=0.02)
+    mon = b2.SpikeMonitor(P)
+    return b2.Network(P, Ce, Ci, mon), mon
+
+
+BRIAN2_NETWORKS = {"cuba": brian2_cuba, "coba": brian2_coba}
+#: Brian2's integration method per model unless --brian2-method names another
+BRIAN2_METHODS = {"cuba": "exact", "coba": "exponential_euler"}
+
+
+def brian2_method(args) -> str:
+    return args.brian2_method or BRIAN2_METHODS[args.model]
 
 
 #: ``python -S -c WAIT4_CODE OUT CMD...``: run CMD, write its wall time and rusage to OUT.
@@ -224,7 +264,8 @@ def ensure_venv(venv: Path) -> Path:
 def run_child(py: Path, simulator: str, threads: int, args) -> dict:
     cache = tempfile.mkdtemp(prefix="sf-bench-cache-")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), SPIKEFORGE_CACHE_DIR=cache)
-    cmd = [str(py), str(Path(__file__).resolve()), "--child", simulator, "--threads",
+    cmd = [str(py), str(Path(__file__).resolve()), "--child", simulator, "--model", args.model,
+           "--brian2-method", brian2_method(args), "--threads",
            str(threads), "--duration-ms", str(args.duration_ms), "--seed", str(args.seed)]
     try:
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
@@ -309,11 +350,15 @@ def report(rows: list[dict], threads: list[int], tolerance: float) -> tuple[list
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", choices=("cuba", "coba"), default="cuba")
+    ap.add_argument("--brian2-method", default=None,
+                    help="Brian2 integration method (default: exact for cuba, exponential_euler "
+                         "for coba; euler is the cheapest for coba)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--duration-ms", type=float, default=1000.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--out", default="/tmp/bench_cuba_results.json")
+    ap.add_argument("--out", default=None, help="default /tmp/bench_<model>_results.json")
     ap.add_argument("--venv", type=Path, default=Path("/tmp/sf-bench-venv"))
     ap.add_argument("--tolerance", type=float, default=0.10, help="rate agreement, relative")
     ap.add_argument("--child", choices=("spikeforge", "brian2"), help=argparse.SUPPRESS)
@@ -335,7 +380,8 @@ def main(argv=None) -> int:
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "machine": machine(), "versions": vers, "venv": str(args.venv),
             "omp_env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "GOMP_"))},
-            "venv_note": venv_note, "duration_ms": args.duration_ms, "seed": args.seed}
+            "venv_note": venv_note, "duration_ms": args.duration_ms, "seed": args.seed,
+            "model": args.model, "brian2_method": brian2_method(args)}
     runs = []
     for rep in range(args.repeats):
         for threads in args.threads:
@@ -346,14 +392,16 @@ def main(argv=None) -> int:
     meta["machine"]["loadavg_end"] = os.getloadavg()
     rows = summarise(runs)
     lines, check = report(rows, args.threads, args.tolerance)
-    header = (f"CUBA {N} neurons, {args.duration_ms:g} ms bio, dt 0.1 ms, medians of "
-              f"{args.repeats} | {meta['date']} | {meta['machine']['cpu_model']} x"
+    header = (f"{args.model.upper()} {N} neurons (brian2 method {brian2_method(args)}), "
+              f"{args.duration_ms:g} ms bio, dt 0.1 ms, "
+              f"medians of {args.repeats} | {meta['date']} | {meta['machine']['cpu_model']} x"
               f"{meta['machine']['nproc']} | brian2 {meta['versions']['brian2']}, "
               f"python {meta['versions']['python']} ({venv_note})")
     print("\n".join([header, *lines]))
-    Path(args.out).write_text(json.dumps(meta | {"summary": rows, "check": check, "runs": runs},
+    out = Path(args.out or f"/tmp/bench_{args.model}_results.json")
+    out.write_text(json.dumps(meta | {"summary": rows, "check": check, "runs": runs},
                                          indent=1, default=float))
-    log(f"wrote {args.out}")
+    log(f"wrote {out}")
     return 0 if check["all_passed"] else 1
 
 

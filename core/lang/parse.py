@@ -41,15 +41,21 @@ INT32 = (-(2**31), 2**31 - 1)
 class ModelCodeError(ValueError):
     """An error in model code, located by model, field, line and column."""
 
-    def __init__(self, model: str, field: str, source: str, line: int, col: int, message: str):
+    def __init__(self, model: str, field: str, source: str, line: int, col: int, message: str,
+                 owner: str = ""):
         self.model, self.field, self.line, self.col = model, field, line, col
-        self.message = message
+        self.message, self.source, self.owner = message, source, owner
         lines = source.splitlines() or [""]
         text = lines[line - 1] if 0 < line <= len(lines) else ""
         caret = " " * max(col, 0) + "^"
-        super().__init__(
-            f"{model}.{field}, line {line}, column {col + 1}: {message}\n    {text}\n    {caret}"
-        )
+        where = f"{owner}: " if owner else ""
+        super().__init__(f"{where}{model}.{field}, line {line}, column {col + 1}: {message}"
+                         f"\n    {text}\n    {caret}")
+
+    def within(self, owner: str) -> ModelCodeError:
+        """The same error, its message prefixed by the network node that uses the model."""
+        return ModelCodeError(self.model, self.field, self.source, self.line, self.col,
+                              self.message, owner)
 
 
 class _Parser:

@@ -222,10 +222,12 @@ def _projection(draw, ctx: _Ctx, index: int) -> None:
     only_pre = not (wu.post_spike.strip() or wu.synapse_dynamics.strip())
     conn = _connectivity(draw, pre, post, writes, cfg.allow_procedural and only_pre and not writes,
                          bool(wu.post_spike.strip()))
+    wu_init = _wu_init(draw, ctx, wu, conn, pre, post, scale, mdd)
     ps, ps_params, ps_init = _postsynaptic(draw, ctx, post, scale, index)
+    if ps is B.ExpCond:
+        wu_init = _wu_init(draw, ctx, wu, conn, pre, post, _conductance_scale(post, scale), mdd)
     ctx.net.connect(pre.name, post.name, conn, f"{pre.name}_{post.name}_{index}",
-                    weight_update=wu, wu_params=wu_params,
-                    wu_init=_wu_init(draw, ctx, wu, conn, pre, post, scale, mdd),
+                    weight_update=wu, wu_params=wu_params, wu_init=wu_init,
                     postsynaptic=ps, ps_params=ps_params, ps_init=ps_init,
                     delay=draw(st.integers(0, cfg.max_delay)), max_dendritic_delay=mdd,
                     target=draw(st.sampled_from(["i_syn", *post.model.inputs])))
@@ -318,10 +320,30 @@ def _wu_init(draw, ctx: _Ctx, wu, conn, pre, post, scale: float, mdd: int) -> di
     return out
 
 
+def _v_range(post: Population) -> tuple[float, float] | None:
+    """The initial range of a built-in target's ``v`` (None: no such var)."""
+    kind = next((k for k in NEURONS.values() if k.model is post.model), None)
+    return kind.ranges.get("v") if kind else None
+
+
+def _conductance_scale(post: Population, scale: float) -> float:
+    """Weights of an ExpCond projection: |E_rev - v| is up to twice the v range, so
+    conductances of scale / that give currents of the usual size."""
+    lo, hi = _v_range(post)
+    return scale / (2 * (hi - lo))
+
+
 def _postsynaptic(draw, ctx: _Ctx, post: Population, scale: float, index: int):
-    kind = draw(st.sampled_from(["Delta", "ExpCurr", "user"]))
+    """Delta, ExpCurr, ExpCond (onto built-ins with ``v``; E_rev around v's range,
+    weights redrawn by the caller at :func:`_conductance_scale`) or a user model."""
+    conductance = ["ExpCond"] if _v_range(post) else []
+    kind = draw(st.sampled_from(["Delta", "ExpCurr", "user", *conductance]))
     if kind == "Delta":
         return B.Delta, {}, {}
+    if kind == "ExpCond":
+        lo, hi = _v_range(post)
+        e_rev = draw(_num(lo - (hi - lo) / 2, hi + (hi - lo) / 2))
+        return B.ExpCond, {"tau": draw(st.sampled_from([2.0, 5.0])), "E_rev": e_rev}, {}
     model, var = B.ExpCurr, "i"
     if kind == "user":
         model, var = draw(user_postsynaptic_models(
