@@ -152,7 +152,10 @@ def test_validate_random_catches_rounding_and_shrinks(wrong, tmp_path):
 
 
 def test_validate_random_catches_dropped_delays_without_shrinking(wrong, tmp_path):
-    rc, report = cli(tmp_path, "--random", 40, "--seed", 3, "--steps", STEPS,
+    # few random networks have a dendritic delay that changes spikes within STEPS, and
+    # which ones are drawn depends on the modules loaded (hypothesis mixes in their
+    # constants): 120 leave margin in any test order
+    rc, report = cli(tmp_path, "--random", 120, "--seed", 3, "--steps", STEPS,
                      "--backends", "numpy,wrong", "--shrink-seconds", 0)
     assert rc == 1
     (failure,) = report["failures"]
