@@ -726,3 +726,30 @@ def test_options_and_environment_default_order(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], env=env,
                             capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["random", "9"]
+
+
+def _mappings() -> int:
+    with open("/proc/self/maps", "rb") as maps:
+        return sum(1 for _ in maps)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc")
+def test_idle_libraries_give_back_their_thread_stacks():
+    """Each kernel library holds two mappings per fiber stack; only the most recent
+    MAX_STACK_HOLDERS keep them, so loading many libraries stays far below
+    vm.max_map_count (a 128-thread library alone holds ~260)."""
+    from spikeforge.backends.cuda import emulator_kernel
+
+    def launch(tag: int):
+        code = (f'extern "C" __global__ void k{tag}(float* x) '
+                f'{{ x[threadIdx.x] += {tag}.0f; }}')
+        x = xp.zeros(128, np.float32)
+        xp.RawModule(code=code).get_function(f"k{tag}")((1,), (128,), (x,))
+        assert float(x.get()[0]) == tag
+
+    for tag in range(1, emulator_kernel.MAX_STACK_HOLDERS + 2):
+        launch(tag)
+    before = _mappings()
+    for tag in range(100, 104):
+        launch(tag)
+    assert _mappings() - before < 4 * 40, "every new library kept its thread stacks"

@@ -171,6 +171,12 @@ class _Registry:
 _REGISTRY = _Registry()
 
 
+def _map_count() -> int:
+    """Memory mappings of this process (the kernel refuses more than vm.max_map_count)."""
+    with open("/proc/self/maps", "rb") as maps:
+        return sum(1 for _ in maps)
+
+
 def _unmap(base, total, key):
     _REGISTRY.remove(key)
     _libc.munmap(base, total)
@@ -187,7 +193,10 @@ class _Allocation:
         if base in (None, ctypes.c_void_p(-1).value):
             raise MemoryError(f"cuda emulator: cannot map {nbytes} bytes")
         self.base = base
-        _libc.mprotect(base + _PAGE, data_pages, _mmap.PROT_READ | _mmap.PROT_WRITE)
+        if _libc.mprotect(base + _PAGE, data_pages, _mmap.PROT_READ | _mmap.PROT_WRITE) != 0:
+            _libc.munmap(base, self.total)
+            raise MemoryError(f"cuda emulator: mprotect failed for {nbytes} bytes "
+                              f"(errno {ctypes.get_errno()}; {_map_count()} mappings)")
         end = base + _PAGE + data_pages
         self.ptr = (end - BACK_REDZONE - nbytes) & ~(ALIGN - 1)
         self.nbytes = nbytes

@@ -279,6 +279,7 @@ def load(path: Path) -> ctypes.CDLL:
     if key not in _LOADED:
         lib = ctypes.CDLL(key)
         lib.sf_emu_launch.restype = ctypes.c_int
+        lib.sf_emu_release_threads.restype = None
         lib.sf_emu_launch.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p,
                                       ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
                                       ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64,

@@ -14,6 +14,7 @@ threads; grid y,z <= 65535; dynamic shared memory above 48 KiB needs
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import threading
 from pathlib import Path
@@ -26,6 +27,21 @@ DEFAULT_SHARED_LIMIT = 48 * 1024
 MAX_SHARED = 227 * 1024
 _ERRLEN = 8192
 _LAUNCH_LOCK = threading.Lock()  # a module's launch state is global: one launch at a time
+#: libraries that hold thread stacks, most recently launched last (see _hold_stacks)
+_STACK_HOLDERS: collections.OrderedDict = collections.OrderedDict()
+MAX_STACK_HOLDERS = 4
+
+
+def _hold_stacks(lib) -> None:
+    """Mark ``lib`` as the latest to launch; release the stacks of the least recent one
+    beyond MAX_STACK_HOLDERS (each library keeps one mapping per stack guard page and is
+    never unloaded, so a long session would otherwise exhaust vm.max_map_count).
+    Called with _LAUNCH_LOCK held."""
+    _STACK_HOLDERS[id(lib)] = lib
+    _STACK_HOLDERS.move_to_end(id(lib))
+    while len(_STACK_HOLDERS) > MAX_STACK_HOLDERS:
+        _, oldest = _STACK_HOLDERS.popitem(last=False)
+        oldest.sf_emu_release_threads()
 
 
 class RawModule:
@@ -149,6 +165,7 @@ class RawKernel:
         if self._specs is not None:
             return
         lib = self.module.compile()
+        self._library = lib
         sig = getattr(lib, f"sf_emu_sig_{self.name}")
         sig.restype = ctypes.c_char_p
         self._specs = _build.parse_signature(sig().decode(), self.module.kernels[self.name])
@@ -194,6 +211,7 @@ class RawKernel:
                 from spikeforge.backends.cuda import emulator_race
                 return emulator_race.launch(self, dims, shared_mem, args)
             self._dims[:] = dims
+            _hold_stacks(self._library)
             table = _emu._REGISTRY.table()
             rc = self._launch(self._tramp, self._slots_ptr, self._cname, self._dims_ptr,
                               shared_mem, _emu._ORDERS[config["order"]], config["seed"],

@@ -40,6 +40,24 @@ SF_EMU_NOTSAN static inline int reserve_threads(unsigned n)
     return 0;
 }
 
+/* Give back the thread stacks and records (reserve_threads makes them again on the next
+ * launch): every stack's guard page is a memory mapping of its own, and a process may
+ * hold only vm.max_map_count of them, so the host keeps stacks in a few libraries only. */
+extern "C" SF_EMU_NOTSAN void sf_emu_release_threads(void)
+{
+    if (L.stacks) munmap(L.stacks, (size_t)L.capacity * L.stack_size);
+    L.stacks = nullptr;
+    free(L.threads);
+    L.threads = nullptr;
+    free(L.free_stacks);
+    L.free_stacks = nullptr;
+#if !SF_EMU_ASM_SWITCH
+    free(L.ucs);
+    L.ucs = nullptr;
+#endif
+    L.capacity = 0;
+}
+
 SF_EMU_NOTSAN static int find_tls_cb(struct dl_phdr_info *info, size_t, void *base)
 {
     if ((void *)info->dlpi_addr != base) return 0;
