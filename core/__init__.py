@@ -15,8 +15,8 @@ Quick start::
 from .builtins import (ALIF, DC, IF, LIF, STDP, Delta, ExpCond, ExpCurr, GaussianNoise,
                        Izhikevich, LeakyIntegrator, PoissonSource, SpikeSourceArray, StaticPulse,
                        StaticPulseDendriticDelay)
-from .connectivity import (Conv2D, Dense, FixedNumberPost, FixedProbability, FixedTotalNumber,
-                           OneToOne, Sparse)
+from .connectivity import (AvgPool2D, Conv2D, Dense, FixedNumberPost, FixedProbability,
+                           FixedTotalNumber, OneToOne, Sparse)
 from .init import Constant, Exponential, Normal, NormalClipped, Uniform, Values
 from .lang import ModelCodeError
 from .models import CurrentSourceModel, NeuronModel, PostsynapticModel, Var, WeightUpdateModel
@@ -36,7 +36,7 @@ def load(path):
 
 
 __all__ = [
-    "ALIF", "DC", "IF", "LIF", "STDP", "Constant", "Conv2D", "CurrentSource",
+    "ALIF", "AvgPool2D", "DC", "IF", "LIF", "STDP", "Constant", "Conv2D", "CurrentSource",
     "CurrentSourceModel", "CustomUpdate", "Delta", "Dense", "ExpCond", "ExpCurr", "Exponential",
     "Fixed", "FixedNumberPost", "FixedProbability", "FixedTotalNumber", "GaussianNoise",
     "Izhikevich", "LeakyIntegrator", "ModelCodeError", "Network", "NetworkBuilder", "NeuronModel",

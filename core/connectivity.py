@@ -282,8 +282,81 @@ class FixedTotalNumber(Connectivity):
         return Sparse(full.row_ptr, full.post).rows(rng, rows, n_pre, n_post, same_pop)
 
 
+def _positive_pair(kind: str, key: str, value) -> tuple[int, ...]:
+    value = tuple(int(v) for v in value)
+    if any(v < 1 for v in value):
+        raise ValueError(f"{kind}: {key} entries must be >= 1, got {value}")
+    return value
+
+
+def _window_out_hw(in_shape, kernel, stride, padding) -> tuple[int, int]:
+    """Output height and width of a sliding 2-D window ('valid': whole windows only;
+    'same': ceil(in / stride))."""
+    (h, w, _), (kh, kw), (sy, sx) = in_shape, kernel, stride
+    if padding == "same":
+        return -(-h // sy), -(-w // sx)
+    return (h - kh) // sy + 1, (w - kw) // sx + 1
+
+
+def _window_pads(in_shape, kernel, stride, padding) -> tuple[int, int]:
+    """Padding before the first row/column: half of max((out - 1) s + k - in, 0) ('same')."""
+    if padding == "valid":
+        return 0, 0
+    (h, w, _), (kh, kw), (sy, sx) = in_shape, kernel, stride
+    oh, ow = _window_out_hw(in_shape, kernel, stride, padding)
+    return max((oh - 1) * sy + kh - h, 0) // 2, max((ow - 1) * sx + kw - w, 0) // 2
+
+
+def _check_window(conn, owner: str, n_pre: int, n_post: int) -> None:
+    kind, (h, w, c), (oh, ow, oc) = type(conn).__name__, conn.in_shape, conn.out_shape
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{owner}: {kind} {conn.WINDOW} {conn.kernel_hw} larger than input "
+                         f"{conn.in_shape}")
+    if n_pre != h * w * c or n_post != oh * ow * oc:
+        raise ValueError(
+            f"{owner}: {kind} needs pre size {h * w * c} (in_shape {conn.in_shape}) and post "
+            f"size {oh * ow * oc} (out_shape {conn.out_shape}), got {n_pre} -> {n_post}"
+        )
+
+
+def _window_synapses(conn, pairs) -> Synapses:
+    """Synapses of a sliding 2-D window: ``pairs(ci, o)`` -> whether input channel ci feeds
+    output channel o (an index grid over oy, ox, ky, kx, ci, o), and the kernel index."""
+    (h, w, c), (kh, kw), (sy, sx) = conn.in_shape, conn.kernel_hw, conn.stride
+    oh, ow, oc = conn.out_shape
+    pad_y, pad_x = _window_pads(conn.in_shape, conn.kernel_hw, conn.stride, conn.padding)
+    oy, ox, ky, kx, ci, o = np.meshgrid(
+        np.arange(oh), np.arange(ow), np.arange(kh), np.arange(kw), np.arange(c),
+        np.arange(oc), indexing="ij",
+    )
+    y, x = oy * sy + ky - pad_y, ox * sx + kx - pad_x
+    feeds, kernel = pairs(ky, kx, ci, o)
+    ok = (y >= 0) & (y < h) & (x >= 0) & (x < w) & feeds
+    pre = ((y * w + x) * c + ci)[ok]
+    post = ((oy * ow + ox) * oc + o)[ok]
+    row_ptr, post_sorted, order = _csr(pre, post, h * w * c)
+    return Synapses(row_ptr, post_sorted, kernel[ok][order].astype(np.int64),
+                    int(np.prod(conn.kernel_shape)))
+
+
+class _Window2D(Connectivity):
+    """Shared parts of the sliding-window connectivities (channel-last maps: neuron
+    (y, x, c) has index (y W + x) C + c)."""
+
+    shared_kernel = True
+    WINDOW = "kernel"  # what error messages call the window
+
+    def check(self, owner, n_pre, n_post):
+        _check_window(self, owner, n_pre, n_post)
+
+    def rows(self, rng, rows, n_pre, n_post, same_pop):
+        full = self.materialise(rng, n_pre, n_post, same_pop)
+        sub = Sparse(full.row_ptr, full.post).rows(rng, rows, n_pre, n_post, same_pop)
+        return Synapses(sub.row_ptr, sub.post, full.var_index[sub.var_index], full.n_var)
+
+
 @dataclass(frozen=True)
-class Conv2D(Connectivity):
+class Conv2D(_Window2D):
     """2-D convolution between channel-last maps: pre neuron (y, x, c) has index
     (y W + x) C + c; post (oy, ox, o) likewise over the output map. A synapse
     from (oy s_y + ky - pad_y, ox s_x + kx - pad_x, c) to (oy, ox, o) uses the
@@ -295,66 +368,81 @@ class Conv2D(Connectivity):
     out_channels: int
     stride: tuple[int, int] = (1, 1)
     padding: str = "valid"
-    shared_kernel = True
 
     def __post_init__(self):
         for key in ("in_shape", "kernel", "stride"):
-            value = tuple(int(v) for v in getattr(self, key))
-            if any(v < 1 for v in value):
-                raise ValueError(f"Conv2D: {key} entries must be >= 1, got {value}")
-            object.__setattr__(self, key, value)
+            object.__setattr__(self, key, _positive_pair("Conv2D", key, getattr(self, key)))
         if self.padding not in ("valid", "same"):
             raise ValueError(f"Conv2D: padding must be 'valid' or 'same', got {self.padding!r}")
 
     @property
+    def kernel_hw(self) -> tuple[int, int]:
+        return self.kernel
+
+    @property
+    def kernel_shape(self) -> tuple[int, int, int, int]:
+        """Shape of the shared kernel vars: (kh, kw, C, C_out)."""
+        return (*self.kernel, self.in_shape[2], self.out_channels)
+
+    @property
     def out_shape(self) -> tuple[int, int, int]:
-        (h, w, _), (kh, kw), (sy, sx) = self.in_shape, self.kernel, self.stride
-        if self.padding == "same":
-            return (-(-h // sy), -(-w // sx), self.out_channels)
-        return ((h - kh) // sy + 1, (w - kw) // sx + 1, self.out_channels)
-
-    def _pads(self):
-        (h, w, _), (kh, kw), (sy, sx) = self.in_shape, self.kernel, self.stride
-        if self.padding == "valid":
-            return 0, 0
-        oh, ow, _ = self.out_shape
-        return max((oh - 1) * sy + kh - h, 0) // 2, max((ow - 1) * sx + kw - w, 0) // 2
-
-    def check(self, owner, n_pre, n_post):
-        h, w, c = self.in_shape
-        oh, ow, oc = self.out_shape
-        if oh < 1 or ow < 1:
-            raise ValueError(f"{owner}: Conv2D kernel {self.kernel} larger than input {self.in_shape}")
-        if n_pre != h * w * c or n_post != oh * ow * oc:
-            raise ValueError(
-                f"{owner}: Conv2D needs pre size {h * w * c} (in_shape {self.in_shape}) and post "
-                f"size {oh * ow * oc} (out_shape {self.out_shape}), got {n_pre} -> {n_post}"
-            )
+        return (*_window_out_hw(self.in_shape, self.kernel, self.stride, self.padding),
+                self.out_channels)
 
     def materialise(self, rng, n_pre, n_post, same_pop):
-        (h, w, c), (kh, kw), (sy, sx) = self.in_shape, self.kernel, self.stride
-        oh, ow, oc = self.out_shape
-        pad_y, pad_x = self._pads()
-        oy, ox, ky, kx, ci, o = np.meshgrid(
-            np.arange(oh), np.arange(ow), np.arange(kh), np.arange(kw), np.arange(c),
-            np.arange(oc), indexing="ij",
-        )
-        y, x = oy * sy + ky - pad_y, ox * sx + kx - pad_x
-        ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
-        pre = ((y * w + x) * c + ci)[ok]
-        post = ((oy * ow + ox) * oc + o)[ok]
-        kernel = (((ky * kw + kx) * c + ci) * oc + o)[ok]
-        row_ptr, post_sorted, order = _csr(pre, post, n_pre)
-        return Synapses(row_ptr, post_sorted, kernel[order].astype(np.int64), kh * kw * c * oc)
+        (kw, c, oc) = self.kernel[1], self.in_shape[2], self.out_channels
+        return _window_synapses(
+            self, lambda ky, kx, ci, o: (True, ((ky * kw + kx) * c + ci) * oc + o))
 
-    def rows(self, rng, rows, n_pre, n_post, same_pop):
-        full = self.materialise(rng, n_pre, n_post, same_pop)
-        sub = Sparse(full.row_ptr, full.post).rows(rng, rows, n_pre, n_post, same_pop)
-        return Synapses(sub.row_ptr, sub.post, full.var_index[sub.var_index], full.n_var)
+
+@dataclass(frozen=True)
+class AvgPool2D(_Window2D):
+    """2-D pooling, channel by channel, between channel-last maps (as Conv2D): a synapse
+    from (oy s_y + ky - pad_y, ox s_x + kx - pad_x, c) to (oy, ox, c), ky < ph, kx < pw,
+    uses the shared kernel weight index ky pw + kx, so kernel vars have ph pw entries
+    (the same for every channel; read-only in synapse code). ``w = 1 / (ph pw)`` makes
+    the post input the window's average of this step's input events, as in
+    ANN->SNN conversion (mlGeNN's AvgPool2D). ``stride`` defaults to ``pool``;
+    ``padding`` 'same' drops the taps outside the map (border windows have fewer inputs)."""
+
+    in_shape: tuple[int, int, int]
+    pool: tuple[int, int]
+    stride: tuple[int, int] | None = None
+    padding: str = "valid"
+    WINDOW = "pool"
+
+    def __post_init__(self):
+        object.__setattr__(self, "in_shape", _positive_pair("AvgPool2D", "in_shape",
+                                                            self.in_shape))
+        object.__setattr__(self, "pool", _positive_pair("AvgPool2D", "pool", self.pool))
+        stride = self.pool if self.stride is None else self.stride
+        object.__setattr__(self, "stride", _positive_pair("AvgPool2D", "stride", stride))
+        if self.padding not in ("valid", "same"):
+            raise ValueError(f"AvgPool2D: padding must be 'valid' or 'same', "
+                             f"got {self.padding!r}")
+
+    @property
+    def kernel_hw(self) -> tuple[int, int]:
+        return self.pool
+
+    @property
+    def kernel_shape(self) -> tuple[int, int]:
+        """Shape of the shared kernel vars: (ph, pw)."""
+        return self.pool
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return (*_window_out_hw(self.in_shape, self.pool, self.stride, self.padding),
+                self.in_shape[2])
+
+    def materialise(self, rng, n_pre, n_post, same_pop):
+        pw = self.pool[1]
+        return _window_synapses(self, lambda ky, kx, ci, o: (ci == o, ky * pw + kx))
 
 
 CONNECTIVITY = {c.__name__: c for c in (
-    Dense, OneToOne, Sparse, FixedProbability, FixedNumberPost, FixedTotalNumber, Conv2D)}
+    Dense, OneToOne, Sparse, FixedProbability, FixedNumberPost, FixedTotalNumber, Conv2D,
+    AvgPool2D)}
 
 
 def narrowed(syn: Synapses) -> Synapses:

@@ -9,7 +9,7 @@ from functools import cached_property
 import numpy as np
 
 from . import builtins as B
-from .connectivity import Conv2D, Dense, FixedNumberPost, FixedTotalNumber, OneToOne, Sparse
+from .connectivity import Dense, FixedNumberPost, FixedTotalNumber, OneToOne, Sparse
 from .init import Values
 from .lang import check_code
 from .lang.tree import names_assigned
@@ -224,9 +224,8 @@ class Network:
                 raise ValueError(f"{what}: {type(proj.connectivity).__name__} has a random number "
                                  "of synapses; give an initialiser, not an array")
             shapes = [(n_syn,)] + ([(n_pre, n_post)] if isinstance(proj.connectivity, Dense) else [])
-            if isinstance(proj.connectivity, Conv2D):
-                (kh, kw), c = proj.connectivity.kernel, proj.connectivity.in_shape[2]
-                shapes.append((kh, kw, c, proj.connectivity.out_channels))
+            if proj.connectivity.shared_kernel:
+                shapes.append(proj.connectivity.kernel_shape)
             batch = self.batch_size if var.batched else None
             _check_values_shape(what, init.values, shapes, batch)
         for attr, size in (("pre_vars", n_pre), ("post_vars", n_post)):
@@ -329,9 +328,8 @@ def synapse_count(conn, n_pre: int, n_post: int) -> int | None:
         return n_pre * conn.n
     if isinstance(conn, FixedTotalNumber):
         return conn.n
-    if isinstance(conn, Conv2D):
-        (kh, kw), c = conn.kernel, conn.in_shape[2]
-        return kh * kw * c * conn.out_channels
+    if conn.shared_kernel:
+        return int(np.prod(conn.kernel_shape))
     return None
 
 

@@ -113,6 +113,8 @@ KINDS: dict[str, tuple[type, dict[str, str]]] = {
     "FixedTotalNumber": (C.FixedTotalNumber, {"n": "int"}),
     "Conv2D": (C.Conv2D, {"in_shape": "[int]", "kernel": "[int]", "out_channels": "int",
                           "stride": "[int]", "padding": "str"}),
+    "AvgPool2D": (C.AvgPool2D, {"in_shape": "[int]", "pool": "[int]", "stride": "[int]",
+                                "padding": "str"}),
     "Constant": (Constant, {"value": "float"}),
     "Uniform": (Uniform, {"low": "float", "high": "float"}),
     "Normal": (Normal, {"mean": "float", "sd": "float"}),
@@ -126,7 +128,7 @@ KINDS: dict[str, tuple[type, dict[str, str]]] = {
 FAMILIES = {
     "Init": ("Constant", "Uniform", "Normal", "NormalClipped", "Exponential", "Values"),
     "Connectivity": ("Dense", "OneToOne", "Sparse", "FixedProbability", "FixedNumberPost",
-                     "FixedTotalNumber", "Conv2D"),
+                     "FixedTotalNumber", "Conv2D", "AvgPool2D"),
     **{kind: (kind,) for kind in KINDS},
 }
 

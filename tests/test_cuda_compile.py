@@ -74,6 +74,8 @@ def representative(precision="float32", flip=False, batch_size=2) -> tuple[sf.Ne
     net.population("G", sf.SpikeSourceArray, 16, spike_times=[[0.5 * (i % 5)] for i in range(16)])
     net.connect("G", "C", sf.Conv2D((4, 4, 1), (2, 2), 2, (1, 1), "valid"), name="GC",
                 w=sf.Values(np.arange(8, dtype=float).reshape(2, 2, 1, 2) / 4))
+    net.population("Q", sf.IF, 4, params={"v_thresh": 0.6})
+    net.connect("G", "Q", sf.AvgPool2D((4, 4, 1), (2, 2)), name="GQ", w=0.25)
     net.current_source("noise", sf.GaussianNoise, "M", params={"mean": 0.05, "sd": 0.1})
     net.current_source("dc", sf.DC, "N", params={"amp": 20.0})
     net.custom_update("Sum", "M", "r = v", var_refs={"v": "M.v"},
@@ -87,7 +89,8 @@ def representative(precision="float32", flip=False, batch_size=2) -> tuple[sf.Ne
                       group="Decay")
     network = net.network()
     spans = {"SN": "post", "PN": "pre", "PNcond": "post", "NMstdp": "pre", "SMuser": "post",
-             "MM": "pre", "SMsparse": "post", "SF": "pre", "FF": "post", "GC": "pre"}
+             "MM": "pre", "SMsparse": "post", "SF": "pre", "FF": "post", "GC": "pre",
+             "GQ": "post"}
     if flip:
         spans = {k: "pre" if v == "post" else "post" for k, v in spans.items()}
     return network, spans

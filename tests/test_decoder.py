@@ -162,6 +162,56 @@ def test_conv2d(backend, probe_model, conn, delay):
         _check_decoder(inputs, delay)
 
 
+POOL_CASES = [
+    sf.AvgPool2D((4, 4, 1), (2, 2)),
+    sf.AvgPool2D((4, 4, 2), (2, 2), stride=(1, 1)),
+    sf.AvgPool2D((5, 5, 1), (2, 2), padding="same"),
+    sf.AvgPool2D((3, 4, 3), (3, 2), stride=(1, 2), padding="same"),
+]
+
+
+@pytest.mark.parametrize("conn", POOL_CASES, ids=lambda c: f"{c.in_shape}p{c.pool}s{c.stride}"
+                         f"{c.padding}")
+@pytest.mark.parametrize("delay", [0, 2])
+def test_avgpool2d(backend, probe_model, conn, delay):
+    """Pooling equals the convolution whose kernel is the pool's taps on the channel
+    diagonal (the loop oracle above); every tap a distinct power of two."""
+    (ph, pw), c = conn.pool, conn.in_shape[2]
+    taps = 2.0 ** np.arange(ph * pw).reshape(ph, pw)
+    n_pre, n_post = int(np.prod(conn.in_shape)), int(np.prod(conn.out_shape))
+    net = sf.NetworkBuilder(dt=DT)
+    _source(net, n_pre)
+    net.population("probe", probe_model, n_post)
+    net.connect("src", "probe", conn, w=taps, delay=delay)
+    n_steps = n_pre + delay + 3
+    _, inputs = _run_probe(backend, net, n_steps)
+    diagonal = taps[:, :, None, None] * np.eye(c)[None, None]
+    matrix = _conv_matrix(sf.Conv2D(conn.in_shape, conn.pool, c, conn.stride, conn.padding),
+                          diagonal)
+    np.testing.assert_array_equal(inputs, _expected_inputs(matrix, delay, n_steps))
+
+
+def test_avgpool2d_shapes_and_errors():
+    pool = sf.AvgPool2D((6, 4, 3), (2, 2))
+    assert pool.stride == (2, 2) and pool.out_shape == (3, 2, 3) and pool.kernel_shape == (2, 2)
+    assert sf.AvgPool2D((5, 5, 1), (2, 2), padding="same").out_shape == (3, 3, 1)
+    net = sf.NetworkBuilder()
+    net.population("a", sf.IF, 72, params={"v_thresh": 1.0})
+    net.population("b", sf.IF, 18, params={"v_thresh": 1.0})
+    with pytest.raises(ValueError, match="projection 'a_b': AvgPool2D needs pre size 72 .* "
+                                         "post size 45 .*got 72 -> 18"):
+        net.connect("a", "b", sf.AvgPool2D((6, 4, 3), (2, 2), stride=(1, 1)), w=0.25)
+    with pytest.raises(ValueError, match="AvgPool2D pool \\(7, 1\\) larger than input"):
+        net.connect("a", "b", sf.AvgPool2D((6, 4, 3), (7, 1)), w=0.25)
+    with pytest.raises(ValueError, match="array shape \\(3, 3\\) does not match"):
+        net.connect("a", "b", sf.AvgPool2D((6, 4, 3), (2, 2), padding="same"),
+                    w=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="pool entries must be >= 1"):
+        sf.AvgPool2D((6, 4, 3), (0, 2))
+    with pytest.raises(ValueError, match="padding must be 'valid' or 'same'"):
+        sf.AvgPool2D((6, 4, 3), (2, 2), padding="full")
+
+
 # random connectivity --------------------------------------------------------------
 
 N_POST = 12

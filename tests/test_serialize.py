@@ -74,6 +74,7 @@ def rich_network() -> sf.Network:
     b.connect("E", "C", sf.Dense(), w=np.arange(256.0).reshape(16, 16) / 256, name="EC")
     b.connect("E", "A", sf.Conv2D((4, 4, 1), (3, 3), 1, stride=(2, 2), padding="same"),
               w=np.full((3, 3, 1, 1), 0.3))
+    b.connect("E", "A", sf.AvgPool2D((4, 4, 1), (2, 2)), w=np.full((2, 2), 0.25), name="EApool")
     b.connect("F", "C", sf.FixedProbability(0.5), w=0.4, weight_update=FEEDBACK,
               wu_params={"g": 0.1}, name="FC")
     b.connect("E", "F", sf.FixedProbability(0.5), w=0.4, postsynaptic=FB_PS,
@@ -271,7 +272,7 @@ def test_arrays_live_in_sibling_npz(tmp_path):
     proj = {p["name"]: p for p in doc["network"]["projections"]}
     assert proj["EC"]["wu_init"]["w"]["values"] in keys
     assert proj["S_Z"]["connectivity"]["row_ptr"] in keys
-    assert len(keys) == 12  # 6 Values + Sparse row_ptr, indices + 2 batch x 2 spike_times
+    assert len(keys) == 13  # 7 Values + Sparse row_ptr, indices + 2 batch x 2 spike_times
 
 
 def test_loaded_network_simulates_identically(tmp_path):

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 import spikeforge as sf
 from spikeforge.lang import tree as T
 from spikeforge.lang.functions import TRANSCENDENTAL_FUNCTIONS
-from spikeforge.testing import (conv2d_geometries, describe, features, networks,
-                                register_profiles, user_neuron_models)
+from spikeforge.testing import (avgpool2d_geometries, conv2d_geometries, describe, features,
+                                networks, register_profiles, user_neuron_models)
 
 register_profiles()
 
@@ -86,8 +86,8 @@ REQUIRED = {
     *(f"neuron:{m}" for m in ("LIF", "ALIF", "LeakyIntegrator", "IF", "Izhikevich",
                               "PoissonSource", "SpikeSourceArray", "user")),
     *(f"conn:{c}" for c in ("Dense", "Sparse", "OneToOne", "FixedProbability", "FixedNumberPost",
-                            "FixedTotalNumber", "Conv2D", "FixedProbability:procedural",
-                            "FixedNumberPost:procedural")),
+                            "FixedTotalNumber", "Conv2D", "AvgPool2D",
+                            "FixedProbability:procedural", "FixedNumberPost:procedural")),
     *(f"init:{i}" for i in ("Constant", "Uniform", "Normal", "NormalClipped", "Exponential",
                             "Values")),
     "values:synapse", "values:matrix", "values:kernel",
@@ -199,6 +199,15 @@ def test_conv2d_geometries_match_sizes():
         assert geometries, (n_pre, n_post)
         for conv in geometries:
             assert np.prod(conv.in_shape) == n_pre and np.prod(conv.out_shape) == n_post
+
+
+def test_avgpool2d_geometries_match_sizes():
+    assert not avgpool2d_geometries(5, 7)  # pooling never grows a map
+    for n_pre, n_post in ((1, 1), (8, 2), (12, 3), (6, 6)):
+        pools = avgpool2d_geometries(n_pre, n_post)
+        assert pools, (n_pre, n_post)
+        for pool in pools:
+            assert np.prod(pool.in_shape) == n_pre and np.prod(pool.out_shape) == n_post
 
 
 def test_describe_lists_every_node_and_user_code():

@@ -189,6 +189,14 @@ def _conv2d():
     return net.network()
 
 
+def _avgpool2d():
+    net = _net()
+    net.population("S", sf.SpikeSourceArray, 32, spike_times=[[0.5 * (i % 5)] for i in range(32)])
+    net.population("N", sf.IF, 8, params={"v_thresh": 0.6})
+    net.connect("S", "N", sf.AvgPool2D((4, 4, 2), (2, 2)), w=0.25)
+    return net.network()
+
+
 def _init_kinds():
     net = _net()
     net.population("N", sf.IF, 4, params={"v_thresh": 5.0}, init={"v": sf.Normal(0.0, 1.0)})
@@ -300,6 +308,8 @@ FEATURES: tuple[Feature, ...] = (
             ("conn:FixedProbability:procedural", "conn:FixedNumberPost:procedural")),
     Feature("conn:Conv2D", "connectivity Conv2D (shared kernel)", _conv2d,
             (f"{_D}test_conv2d",), ("conn:Conv2D", "values:kernel")),
+    Feature("conn:AvgPool2D", "connectivity AvgPool2D (shared pool taps)", _avgpool2d,
+            (f"{_D}test_avgpool2d",), ("conn:AvgPool2D",)),
     Feature("ps:fused", "fused postsynaptic models (`fuse_postsynaptic`)", _fused,
             ("test_fuse.py::test_fused_delta_inputs_sum_exactly",), ("ps:fused",)),
     Feature("delay:axonal", "axonal delays", lambda: _connected(delay=3),

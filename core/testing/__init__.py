@@ -35,7 +35,7 @@ Design rules:
 * the IR's rules hold by construction: no code writing shared vars when
   batch_size > 1, procedural connectivity only for models whose only synapse
   code is a non-writing ``pre_spike``, never with arrays or custom updates;
-  Conv2D only for read-only kernels and matching sizes; OneToOne only for equal
+  Conv2D and AvgPool2D only for read-only kernels and matching sizes; OneToOne only for equal
   sizes; ``deliver_delayed`` only with ``max_dendritic_delay > 0``;
 * with a ``Fixed`` precision, user code avoids transcendental functions outside
   derived params and divides only by params (DESIGN.md, Numerics).
@@ -54,7 +54,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from .describe import describe, features
 from .models import (expressions, user_neuron_models, user_postsynaptic_models,
                      user_weight_update_models)
-from .networks import conv2d_geometries, networks
+from .networks import avgpool2d_geometries, conv2d_geometries, networks
 
 
 def register_profiles() -> None:
@@ -68,6 +68,6 @@ def register_profiles() -> None:
         settings.load_profile("ci")
 
 
-__all__ = ["conv2d_geometries", "describe", "expressions", "features", "networks",
-           "register_profiles", "user_neuron_models", "user_postsynaptic_models",
+__all__ = ["avgpool2d_geometries", "conv2d_geometries", "describe", "expressions", "features",
+           "networks", "register_profiles", "user_neuron_models", "user_postsynaptic_models",
            "user_weight_update_models"]

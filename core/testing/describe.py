@@ -4,7 +4,7 @@ for coverage checks) and :func:`describe` (a short listing for failure messages)
 from __future__ import annotations
 
 from .. import builtins as B
-from ..connectivity import Conv2D, Dense, Sparse
+from ..connectivity import Dense, Sparse
 from ..init import Constant, Values
 from ..net import Network
 from ..network import Projection
@@ -28,9 +28,10 @@ def _inits_of(network: Network):
 
 
 def _values_tag(network: Network, proj: Projection, init: Values) -> str:
-    """values:synapse, or the matrix (Dense) / kernel (Conv2D) layouts."""
+    """values:synapse, or the matrix (Dense) / kernel (Conv2D, AvgPool2D) layouts."""
     n_pre, n_post = (network.population(p).size for p in (proj.pre, proj.post))
-    if isinstance(proj.connectivity, Conv2D) and init.values.ndim >= 4:
+    conn = proj.connectivity
+    if conn.shared_kernel and init.values.shape[-len(conn.kernel_shape):] == conn.kernel_shape:
         return "values:kernel"
     if isinstance(proj.connectivity, Dense) and n_pre > 1 and init.values.shape[-2:] == (
             n_pre, n_post):
@@ -40,7 +41,7 @@ def _values_tag(network: Network, proj: Projection, init: Values) -> str:
 
 def features(network: Network) -> set[str]:
     """Tags of what a network exercises, e.g. ``neuron:LIF``, ``neuron:user``,
-    ``conn:Conv2D``, ``conn:FixedProbability:procedural``, ``init:Values``,
+    ``conn:Conv2D``, ``conn:AvgPool2D``, ``conn:FixedProbability:procedural``, ``init:Values``,
     ``wu:STDP``, ``ps:ExpCurr``, ``ps:fused``, ``cs:GaussianNoise``, ``delay:axonal``,
     ``delay:dendritic``, ``input:target``, ``input:pre_target``, ``ssa:per_batch``,
     ``cu:reduce:batch``, ``cu:reduce:neurons``, ``cu:followup``, ``cu:every_step``,

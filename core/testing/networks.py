@@ -11,8 +11,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from .. import builtins as B
-from ..connectivity import (Conv2D, Dense, FixedNumberPost, FixedProbability, FixedTotalNumber,
-                            OneToOne, Sparse)
+from ..connectivity import (AvgPool2D, Conv2D, Dense, FixedNumberPost, FixedProbability,
+                            FixedTotalNumber, OneToOne, Sparse)
 from ..init import Constant, Exponential, Init, Normal, NormalClipped, Uniform, Values
 from ..lang.tree import names_assigned
 from ..models import NeuronModel, WeightUpdateModel
@@ -264,17 +264,39 @@ def conv2d_geometries(n_pre: int, n_post: int) -> tuple[Conv2D, ...]:
     return tuple(out)
 
 
+@functools.cache
+def avgpool2d_geometries(n_pre: int, n_post: int) -> tuple[AvgPool2D, ...]:
+    """Small AvgPool2D layouts (<= 3 channels, pools <= 3x3, default stride or (1,1),
+    (1,2), both paddings) from n_pre to n_post neurons, simplest first."""
+    out = []
+    for h in range(1, n_pre + 1):
+        for w in range(1, n_pre // h + 1):
+            c, rem = divmod(n_pre, h * w)
+            if rem or c > 3:
+                continue
+            for ph, pw, stride, padding in (
+                    (ph, pw, s, p) for ph in range(1, min(h, 3) + 1)
+                    for pw in range(1, min(w, 3) + 1) for s in (None, (1, 1), (1, 2))
+                    for p in ("valid", "same")):
+                pool = AvgPool2D((h, w, c), (ph, pw), stride, padding)
+                if int(np.prod(pool.out_shape)) == n_post:
+                    out.append(pool)
+    return tuple(out)
+
+
 def _connectivity(draw, pre: Population, post: Population, writes: bool, procedural_ok: bool,
                   post_spike: bool):
     n_pre, n_post, same = pre.size, post.size, pre.name == post.name
     geometries = () if writes else conv2d_geometries(n_pre, n_post)
+    pools = () if writes else avgpool2d_geometries(n_pre, n_post)
     kinds = ["Dense", *(["OneToOne"] if n_pre == n_post else []), "Sparse", "FixedProbability",
-             "FixedNumberPost", "FixedTotalNumber", *(["Conv2D"] * 2 if geometries else [])]
+             "FixedNumberPost", "FixedTotalNumber", *(["Conv2D"] * 2 if geometries else []),
+             *(["AvgPool2D"] if pools else [])]
     kind = draw(st.sampled_from(kinds))
     if kind in ("Dense", "OneToOne"):
         return Dense() if kind == "Dense" else OneToOne()
-    if kind == "Conv2D":
-        return draw(st.sampled_from(geometries))
+    if kind in ("Conv2D", "AvgPool2D"):
+        return draw(st.sampled_from(geometries if kind == "Conv2D" else pools))
     if kind == "Sparse":
         rng = _rng(draw)
         row_ptr = np.concatenate([[0], np.cumsum(rng.integers(0, min(n_post, 3) + 1, n_pre))])
@@ -295,8 +317,8 @@ def _synapse_shapes(conn, n_pre: int, n_post: int) -> list:
         return []
     if isinstance(conn, Dense):
         return [(n_syn,), (n_pre, n_post)]
-    if isinstance(conn, Conv2D):
-        return [(n_syn,), (*conn.kernel, conn.in_shape[2], conn.out_channels)]
+    if conn.shared_kernel:
+        return [(n_syn,), conn.kernel_shape]
     return [(n_syn,)]
 
 
