@@ -296,6 +296,54 @@ def test_bad_data_is_rejected():
         m.fit((x, y), batch_size=0)
 
 
+@pytest.mark.parametrize("opt", [Adam(lr=1e-2, weight_decay=0.05, clip_value=2e-3),
+                                 SGD(lr=0.5, momentum=0.9, weight_decay=0.05, clip_value=2e-3),
+                                 Adam(lr=1e-2)], ids=["adam", "sgd", "adam-plain"])
+def test_optimizer_steps_with_weight_decay_and_clipping(opt):
+    """Two batches, against the formulas in spikeforge.train.optim: each update uses
+    g = clip(sum of per-sample gradients, -c, c) + lambda w (PyTorch's clip_grad_value_,
+    then weight_decay); the bias is not decayed. Two updates, because Adam's first step
+    depends only on the sign of g."""
+    x, y = task(16)
+    m = model(optimizer=opt, precision="float64")
+    w = m.weights()
+    m1 = {k: np.zeros_like(v) for k, v in w.items()}
+    m2 = {k: np.zeros_like(v) for k, v in w.items()}
+    c = opt.clip_value or np.inf
+    clipped = 0
+    for t, half in enumerate((slice(0, 8), slice(8, 16)), start=1):
+        gsum = {k: v.sum(0) for k, v in m.per_sample_gradients(x[half], y[half]).items()}
+        m.fit((x[half], y[half]), epochs=1, batch_size=8, shuffle=False)
+        for key, g in gsum.items():
+            clipped += np.count_nonzero(np.abs(g) > c)
+            g = np.clip(g, -c, c) + (opt.weight_decay * w[key] if key != "out.b" else 0.0)
+            if isinstance(opt, Adam):
+                m1[key] = opt.beta1 * m1[key] + (1 - opt.beta1) * g
+                m2[key] = opt.beta2 * m2[key] + (1 - opt.beta2) * g * g
+                w[key] = w[key] - opt.step_size(t, 0) * m1[key] / (np.sqrt(m2[key]) + opt.eps)
+            else:
+                m1[key] = opt.momentum * m1[key] + g
+                w[key] = w[key] - opt.lr * m1[key]
+        got = m.weights()
+        for key in w:
+            np.testing.assert_allclose(got[key], w[key], rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{key} after update {t}")
+    assert np.all(np.diag(w["rec.w"]) == 0)  # masked self-connections stay 0 under decay
+    assert (clipped > 0) == (opt.clip_value is not None)  # the clip is active in this test
+
+
+def test_regularisers_are_validated_and_omitted_from_the_default_repr():
+    assert repr(Adam()) == ("Adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08, "
+                            "schedule=ConstantLR())")  # as written into older checkpoints
+    assert "weight_decay=0.01" in repr(SGD(weight_decay=0.01))
+    for bad, match in ((dict(weight_decay=-1.0), "weight_decay must be"),
+                       (dict(clip_value=0.0), "clip_value must be"),
+                       (dict(clip_value=float("nan")), "clip_value must be")):
+        for opt in (Adam, SGD):
+            with pytest.raises(ValueError, match=match):
+                opt(**bad)
+
+
 def test_learning_rate_schedules():
     assert StepDecay(every=2, factor=0.5)(1.0, 0, 3) == 0.5
     assert ExponentialDecay(steps=10, rate=0.5)(1.0, 10, 0) == pytest.approx(0.5)

@@ -377,7 +377,7 @@ def _reduce_and_optimize(net: NetworkBuilder, spec: Spec) -> None:
         refs["gsum"] = f"reduce_{link.name}.gsum"
         net.custom_update(f"opt_{link.name}", link.name, code, group="optimize", var_refs=refs,
                           params=opt.params())
-    code = optimizer_code(opt, "b", (), m1="mb", m2="vb", lr="lrb")
+    code = optimizer_code(opt, "b", (), m1="mb", m2="vb", lr="lrb", decay=False)
     refs = {"b": "out.b", "mb": "out.mb", "vb": "out.vb", "lrb": "out.lrb",
             "gsum": "reduce_out.gsum"}
     net.custom_update("opt_out", "out", code, group="optimize", var_refs=refs,

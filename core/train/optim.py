@@ -15,12 +15,21 @@ Adam (Kingma & Ba 2015, the "efficient" form with a constant epsilon), update t 
 
 SGD with momentum mu: ``m1 <- mu m1 + g;  w <- w - lr(t) m1``.
 In adaptive feedback the feedback weights B receive the same update as W_out.
+
+Both take ``clip_value`` c and ``weight_decay`` lambda, applied to the summed gradient
+in this order, as PyTorch's ``clip_grad_value_`` then ``Adam``/``SGD(weight_decay=)``::
+
+    g = clip(gsum, -c, c) + lambda w
+
+i.e. lambda adds (lambda/2) |w|^2 to the batch-mean loss (L2 regularisation coupled to
+the moments, not AdamW's decoupled decay). Weights decay; the readout bias does not.
+Clipping is per element (by value), not by the global gradient norm.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -70,59 +79,101 @@ def _check_lr(owner, lr):
         raise ValueError(f"{owner}: lr must be a positive number, got {lr!r}")
 
 
-@dataclass(frozen=True)
-class Adam:
+def _check_regularisers(owner, weight_decay, clip_value):
+    if not isinstance(weight_decay, (int, float)) or not math.isfinite(weight_decay) \
+            or weight_decay < 0:
+        raise ValueError(f"{owner}: weight_decay must be a number >= 0, got {weight_decay!r}")
+    if clip_value is not None and (not isinstance(clip_value, (int, float))
+                                   or not math.isfinite(clip_value) or clip_value <= 0):
+        raise ValueError(f"{owner}: clip_value must be None or a number > 0, got {clip_value!r}")
+
+
+class _Optimizer:
+    """What Adam and SGD share: the gradient expression and a repr without the
+    regularisers at their defaults (checkpoints compare reprs of the training spec)."""
+
+    _OPTIONAL = {"weight_decay": 0.0, "clip_value": None}
+
+    def __repr__(self) -> str:
+        shown = [f.name for f in fields(self) if f.name not in self._OPTIONAL
+                 or getattr(self, f.name) != self._OPTIONAL[f.name]]
+        args = ", ".join(f"{name}={getattr(self, name)!r}" for name in shown)
+        return f"{type(self).__name__}({args})"
+
+    def regulariser_params(self) -> dict:
+        return {**({"wd": float(self.weight_decay)} if self.weight_decay else {}),
+                **({"clip": float(self.clip_value)} if self.clip_value is not None else {})}
+
+    def gradient(self, w: str | None) -> str:
+        """The gradient expression: gsum, clipped, plus weight decay of ``w`` (None: no
+        decay, the bias)."""
+        g = "gsum" if self.clip_value is None else "clip(gsum, -clip, clip)"
+        return f"{g} + wd * {w}" if self.weight_decay and w is not None else g
+
+
+@dataclass(frozen=True, repr=False)
+class Adam(_Optimizer):
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
     schedule: object = ConstantLR()
+    weight_decay: float = 0.0
+    clip_value: float | None = None
 
     def __post_init__(self):
         _check_lr("Adam", self.lr)
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0):
             raise ValueError("Adam: need 0 <= beta1, beta2 < 1 and eps > 0")
+        _check_regularisers("Adam", self.weight_decay, self.clip_value)
 
     def params(self) -> dict:
-        return {"b1": self.beta1, "b2": self.beta2, "eps": self.eps}
+        return {"b1": self.beta1, "b2": self.beta2, "eps": self.eps, **self.regulariser_params()}
 
     def step_size(self, t: int, epoch: int) -> float:
         """The value written to ``lr`` for update number t (1-based)."""
         lr = self.schedule(self.lr, t - 1, epoch)
         return lr * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
 
-    def code(self, w: str, extra=(), m1="m1", m2="m2", lr="lr") -> str:
-        lines = [f"{m1} = b1 * {m1} + (1.0 - b1) * gsum",
-                 f"{m2} = b2 * {m2} + (1.0 - b2) * gsum * gsum",
+    def code(self, w: str, extra=(), m1="m1", m2="m2", lr="lr", decay: bool = True) -> str:
+        g = self.gradient(w if decay else None)
+        first = [] if g == "gsum" else [f"g = {g}"]
+        g = "gsum" if g == "gsum" else "g"
+        lines = [*first, f"{m1} = b1 * {m1} + (1.0 - b1) * {g}",
+                 f"{m2} = b2 * {m2} + (1.0 - b2) * {g} * {g}",
                  f"dw = {lr} * {m1} / (sqrt({m2}) + eps)",
                  f"{w} -= dw", *(f"{x} -= dw" for x in extra)]
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class SGD:
+@dataclass(frozen=True, repr=False)
+class SGD(_Optimizer):
     lr: float = 1e-2
     momentum: float = 0.0
     schedule: object = ConstantLR()
+    weight_decay: float = 0.0
+    clip_value: float | None = None
 
     def __post_init__(self):
         _check_lr("SGD", self.lr)
         if not 0 <= self.momentum < 1:
             raise ValueError("SGD: momentum must be in [0, 1)")
+        _check_regularisers("SGD", self.weight_decay, self.clip_value)
 
     def params(self) -> dict:
-        return {"mu": self.momentum}
+        return {"mu": self.momentum, **self.regulariser_params()}
 
     def step_size(self, t: int, epoch: int) -> float:
         return self.schedule(self.lr, t - 1, epoch)
 
-    def code(self, w: str, extra=(), m1="m1", m2="m2", lr="lr") -> str:
-        lines = [f"{m1} = mu * {m1} + gsum", f"dw = {lr} * {m1}", f"{w} -= dw",
+    def code(self, w: str, extra=(), m1="m1", m2="m2", lr="lr", decay: bool = True) -> str:
+        lines = [f"{m1} = mu * {m1} + {self.gradient(w if decay else None)}",
+                 f"dw = {lr} * {m1}", f"{w} -= dw",
                  *(f"{x} -= dw" for x in extra)]
         return "\n".join(lines)
 
 
-def optimizer_code(opt, w: str, extra=(), m1="m1", m2="m2", lr="lr") -> str:
+def optimizer_code(opt, w: str, extra=(), m1="m1", m2="m2", lr="lr", decay=True) -> str:
     if not hasattr(opt, "code"):
         raise TypeError(f"EProp: optimizer must be Adam or SGD, got {opt!r}")
-    return opt.code(w, extra, m1=m1, m2=m2, lr=lr)
+    return opt.code(w, extra, m1=m1, m2=m2, lr=lr, decay=decay)
