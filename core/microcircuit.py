@@ -75,10 +75,52 @@ DELAY_POISSON = 1.5  # ms (irrelevant for a stationary Poisson drive; not modell
 DELAY_SD_BOUND = 8.0
 
 
-def _neuron_model(poisson: bool) -> NeuronModel:
+@dataclass(frozen=True)
+class Stimulus:
+    """The NEST example's optional external stimuli (stimulus_params.py), both off there
+    by default. Thalamic input: ``n_thal`` neurons (not scaled with N) each firing a
+    Poisson train at ``th_rate`` Hz for ``th_duration`` ms from ``th_start`` + 1 ms (NEST
+    relays the generator through parrot neurons over its default 1-ms connection), onto
+    each population with fixed-total-number synapses K = ln(1 - C_th) / ln(1 - 1/(N_th
+    N_post)) at full N_post, times k-scale only (as the reference), weights of a
+    ``psp_th`` mV PSP (Normal, 10% sd, redrawn while negative; / sqrt(k-scale)), delays
+    Normal(``th_delay``, 50%) as the recurrent ones. DC input: ``dc_amp`` pA x K_ext
+    (full scale) into every neuron of each population from ``dc_start`` for ``dc_dur``
+    ms, added to I_e (not filtered by tau_syn: NEST's dc_generator)."""
+
+    n_thal: int = 902
+    th_rate: float = 120.0
+    th_start: float = 700.0
+    th_duration: float = 10.0
+    psp_th: float = 0.15
+    th_delay: float = 1.5
+    conn_probs_th: tuple = (0.0, 0.0, 0.0983, 0.0619, 0.0, 0.0, 0.0512, 0.0196)
+    dc_amp: float = 0.3
+    dc_start: float = 0.0
+    dc_dur: float = 1000.0
+
+
+#: NEST's connection from the thalamic Poisson generator to its parrot neurons (ms)
+TH_RELAY_DELAY = 1.0
+
+#: Thalamic neuron: Poisson events at ``rate`` Hz in steps with start <= t < stop.
+PD14Thalamus = NeuronModel(
+    "PD14Thalamus", params=("rate", "start", "stop"), derived={"lam": "rate * dt / 1000"},
+    events="poisson(lam) if t > start - 0.5 * dt and t < stop - 0.5 * dt else 0",
+    doc="""Thalamic relay neuron of the PD14 stimulus: Poisson(rate dt / 1000) events in
+    every step n with start <= n dt < stop (half-step margins against rounding), none
+    otherwise. Hz, ms.""")
+
+
+def _neuron_model(poisson: bool, dc_stimulus: bool = False) -> NeuronModel:
     background = "I = P11 * I + i_syn + w_ext * poisson(lam_ext)\n" if poisson else \
         "I = P11 * I + i_syn\n"
     params = ("C_m", "tau_m", "E_L", "V_th", "V_reset", "t_ref", "tau_syn", "I_e")
+    direct = "I_e"
+    if dc_stimulus:  # NEST's dc_generator: a direct current switched on for a window
+        params += ("I_stim", "stim_start", "stim_stop")
+        direct = ("(I_e + (I_stim if t > stim_start - 0.5 * dt and t < stim_stop - 0.5 * dt "
+                  "else 0.0))")
     derived = {"P11": "exp(-dt / tau_syn)", "P22": "exp(-dt / tau_m)",
                "P20": "tau_m / C_m * (1 - P22)",
                "P21": "tau_m * tau_syn / (C_m * (tau_syn - tau_m)) * (P11 - P22)"}
@@ -86,27 +128,33 @@ def _neuron_model(poisson: bool) -> NeuronModel:
         params += ("w_ext", "rate_ext")
         derived["lam_ext"] = "rate_ext * dt / 1000"
     return NeuronModel(
-        "PD14LIFPoisson" if poisson else "PD14LIF",
+        ("PD14LIFPoisson" if poisson else "PD14LIF") + ("Stim" if dc_stimulus else ""),
         params=params, derived=derived,
         vars=(Var("V_m"), Var("I", default=0.0), Var("refrac", default=0.0)),
-        sim=background + """
+        sim=background + f"""
 if refrac > 0.5 * dt:
     refrac -= dt
 else:
-    V_m = E_L + P22 * (V_m - E_L) + P21 * I + P20 * I_e
+    V_m = E_L + P22 * (V_m - E_L) + P21 * I + P20 * {direct}
 """,
         threshold="refrac <= 0.5 * dt and V_m >= V_th",
         reset="V_m = V_reset\nrefrac = t_ref",
         doc="""NEST iaf_psc_exp with one exponential synaptic current I (pA) shared by all
         inputs (exact integration): I <- P11 I + i_syn [+ w_ext Poisson(rate_ext dt/1000)];
         V <- E_L + P22 (V - E_L) + P21 I + P20 I_e unless refractory; spike at V >= V_th,
-        reset to V_reset, refractory t_ref ms. mV, pA, pF, ms, Hz.""",
+        reset to V_reset, refractory t_ref ms. mV, pA, pF, ms, Hz. The "Stim" variants add
+        I_stim to I_e in steps with stim_start <= t < stim_stop.""",
     )
 
 
-#: iaf_psc_exp with a DC drive only / with its own Poisson background drive.
+#: iaf_psc_exp with a DC drive only / with its own Poisson background drive, and the
+#: same with the switched DC stimulus (``dc_stimulus=True``).
 PD14LIF = _neuron_model(poisson=False)
 PD14LIFPoisson = _neuron_model(poisson=True)
+PD14LIFStim = _neuron_model(poisson=False, dc_stimulus=True)
+PD14LIFPoissonStim = _neuron_model(poisson=True, dc_stimulus=True)
+NEURON_MODELS = {(False, False): PD14LIF, (True, False): PD14LIFPoisson,
+                 (False, True): PD14LIFStim, (True, True): PD14LIFPoissonStim}
 
 
 def psc_over_psp(C_m: float, tau_m: float, tau_syn: float) -> float:
@@ -187,6 +235,15 @@ def derive(scale: float = 1.0, k_scale: float = 1.0, background: str = "poisson"
                    d_mean, d_mean * DELAY_REL_SD)
 
 
+def thalamic_synapses(k_scale: float = 1.0, stim: Stimulus = Stimulus()) -> np.ndarray:
+    """Synapses from the thalamus onto each population: K = ln(1 - C_th) / ln(1 - 1/(N_th
+    N_post)) with the full-scale N_post, times k_scale and rounded; not scaled with N (the
+    reference's rule, so the thalamic in-degree grows as 1/scale)."""
+    prod = stim.n_thal * FULL_NUM_NEURONS.astype(np.float64)
+    full = np.log(1.0 - np.asarray(stim.conn_probs_th)) / np.log((prod - 1.0) / prod)
+    return np.round(full * k_scale).astype(np.int64)
+
+
 def delay_steps(mean_ms: float, sd_ms: float, dt: float, n: int, seed: int,
                 name: str) -> tuple[np.ndarray, int]:
     """``n`` delays in steps (the smallest unsigned integer type holding the upper
@@ -219,14 +276,17 @@ def weight_init(mean: float) -> NormalClipped:
 
 def microcircuit_network(scale: float = 1.0, k_scale: float = 1.0, background: str = "poisson",
                          seed: int = 55, dt: float = 0.1, precision="float32",
-                         fuse_postsynaptic: bool = True) -> Network:
+                         fuse_postsynaptic: bool = True, thalamic: bool = False,
+                         dc_stimulus: bool = False, stimulus: Stimulus = Stimulus()) -> Network:
     """The PD14 microcircuit with neuron numbers scaled by ``scale`` and in-degrees by
     ``k_scale`` (with the reference DC compensation), driven by ``background``
     "poisson" (each neuron receives Poisson(8 Hz K_ext dt) external spikes per step,
     weight psc_ext) or "dc" (the mean of that drive as a constant current).
     ``fuse_postsynaptic``: the 8 projections onto a population deliver into one
     input ring (as NEST's per-neuron ring buffer) instead of one ring each; equal
-    up to float rounding, and 8x less ring memory to scatter into."""
+    up to float rounding, and 8x less ring memory to scatter into.
+    ``thalamic`` adds the thalamic population "TH" and its projections "TH_<target>",
+    ``dc_stimulus`` the switched DC input; both as :class:`Stimulus` ``stimulus``."""
     d = derive(scale, k_scale, background)
     poisson = background == "poisson"
     net = NetworkBuilder(dt=dt, seed=seed, precision=precision,
@@ -235,22 +295,44 @@ def microcircuit_network(scale: float = 1.0, k_scale: float = 1.0, background: s
         params = {**NEURON, "I_e": float(d.dc_amp[i])}
         if poisson:
             params.update(w_ext=float(d.psc_ext), rate_ext=float(d.bg_rates[i]))
-        net.population(name, PD14LIFPoisson if poisson else PD14LIF, int(d.sizes[i]),
+        if dc_stimulus:
+            params.update(I_stim=float(stimulus.dc_amp * K_EXT[i]),
+                          stim_start=float(stimulus.dc_start),
+                          stim_stop=float(stimulus.dc_start + stimulus.dc_dur))
+        net.population(name, NEURON_MODELS[poisson, dc_stimulus], int(d.sizes[i]),
                        params=params, init={"V_m": Normal(float(V0_MEAN[i]), float(V0_SD[i]))})
     for t, target in enumerate(POPULATIONS):
         for s, source in enumerate(POPULATIONS):
-            n = int(d.num_synapses[t, s])
-            if n == 0:
-                continue
-            name = f"{source}_{target}"
-            delay, max_delay = delay_steps(float(d.delay_mean[s]), float(d.delay_sd[s]), dt, n,
-                                           seed, name)
-            net.connect(source, target, FixedTotalNumber(n), name=name,
-                        weight_update=StaticPulseDendriticDelay, postsynaptic=Delta,
-                        wu_init={"w": weight_init(float(d.psc_mean[t, s])), "d": delay},
-                        max_dendritic_delay=max_delay)
+            _connect(net, source, target, int(d.num_synapses[t, s]), float(d.psc_mean[t, s]),
+                     float(d.delay_mean[s]), dt, seed)
+    if thalamic:
+        _add_thalamus(net, k_scale, stimulus, dt, seed)
     return net.network()
 
 
-__all__ = ["POPULATIONS", "PD14LIF", "PD14LIFPoisson", "Derived", "derive", "microcircuit_network",
-           "psc_over_psp", "full_num_synapses", "FULL_MEAN_RATES", "REFERENCE_RATES_0_1"]
+def _connect(net, source: str, target: str, n: int, psc_mean: float, delay_mean: float,
+             dt: float, seed: int) -> None:
+    """``n`` fixed-total-number synapses, weights ~ weight_init(psc_mean), delays
+    Normal(delay_mean, DELAY_REL_SD delay_mean) in steps (:func:`delay_steps`)."""
+    if n == 0:
+        return
+    name = f"{source}_{target}"
+    delay, max_delay = delay_steps(delay_mean, delay_mean * DELAY_REL_SD, dt, n, seed, name)
+    net.connect(source, target, FixedTotalNumber(n), name=name,
+                weight_update=StaticPulseDendriticDelay, postsynaptic=Delta,
+                wu_init={"w": weight_init(psc_mean), "d": delay}, max_dendritic_delay=max_delay)
+
+
+def _add_thalamus(net, k_scale: float, stim: Stimulus, dt: float, seed: int) -> None:
+    start = stim.th_start + TH_RELAY_DELAY
+    net.population("TH", PD14Thalamus, stim.n_thal,
+                   params={"rate": stim.th_rate, "start": start, "stop": start + stim.th_duration})
+    psc = stim.psp_th * psc_over_psp(NEURON["C_m"], NEURON["tau_m"], NEURON["tau_syn"])
+    for target, n in zip(POPULATIONS, thalamic_synapses(k_scale, stim), strict=True):
+        _connect(net, "TH", target, int(n), psc / math.sqrt(k_scale), stim.th_delay, dt, seed)
+
+
+__all__ = ["POPULATIONS", "PD14LIF", "PD14LIFPoisson", "PD14LIFStim", "PD14LIFPoissonStim",
+           "PD14Thalamus", "Derived", "Stimulus", "derive", "microcircuit_network",
+           "psc_over_psp", "full_num_synapses", "thalamic_synapses", "FULL_MEAN_RATES",
+           "REFERENCE_RATES_0_1"]

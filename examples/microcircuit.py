@@ -1,8 +1,8 @@
 """The Potjans & Diesmann (2014) cortical microcircuit: run, measure, plot.
 
     python examples/microcircuit.py [--scale 0.1] [--k-scale 0.1] [--background poisson|dc]
-        [--backend cpu] [--duration-ms 1100] [--warmup-ms 100] [--threads N]
-        [--seed 55 | --seeds 55 56 57] [--out DIR] [--no-progress]
+        [--thalamic] [--dc-stimulus] [--backend cpu] [--duration-ms 1100] [--warmup-ms 100]
+        [--threads N] [--seed 55 | --seeds 55 56 57] [--out DIR] [--no-progress]
 
 For every seed: builds ``spikeforge.microcircuit.microcircuit_network`` (neuron
 numbers x scale, in-degrees x k-scale with the reference DC compensation), runs it
@@ -53,7 +53,8 @@ def peak_rss_mb() -> float:
 def run_one(args, seed: int) -> tuple[object, dict]:
     """Build and run one network; returns (simulation, {timings, stats})."""
     t0 = time.perf_counter()
-    net = microcircuit_network(args.scale, args.k_scale, args.background, seed=seed, dt=args.dt)
+    net = microcircuit_network(args.scale, args.k_scale, args.background, seed=seed, dt=args.dt,
+                               thalamic=args.thalamic, dc_stimulus=args.dc_stimulus)
     t1 = time.perf_counter()
     options = {"threads": args.threads} if args.backend == "cpu" and args.threads else {}
     sim = net.build(backend=args.backend, **options)
@@ -141,6 +142,10 @@ def parse(argv=None):
     parser.add_argument("--k-scale", type=float, default=None,
                         help="in-degree scale (default: --scale)")
     parser.add_argument("--background", choices=("poisson", "dc"), default="poisson")
+    parser.add_argument("--thalamic", action="store_true",
+                        help="the reference's thalamic pulse: 902 neurons at 120 Hz, 701-711 ms")
+    parser.add_argument("--dc-stimulus", action="store_true",
+                        help="the reference's DC stimulus: 0.3 pA x K_ext for 0-1000 ms")
     parser.add_argument("--backend", default=None, help="default: best available")
     parser.add_argument("--duration-ms", type=float, default=1100.0)
     parser.add_argument("--warmup-ms", type=float, default=100.0)

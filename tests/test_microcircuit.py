@@ -143,6 +143,82 @@ def test_refractory_period_is_20_steps(backend):
     assert steps[0] == 0 and np.all(np.diff(steps) > 20)
 
 
+# stimulus inputs (the NEST example's thalamic_input / dc_input) ---------------------------
+def test_thalamic_synapse_counts_follow_the_reference_rule():
+    """K = ln(1 - C) / ln(1 - 1/(N_th N_post)) at full N_post ~= -ln(1 - C) N_th N_post;
+    scaled by k, not by N."""
+    stim = mc.Stimulus()
+    full = mc.thalamic_synapses(1.0)
+    want = -np.log(1 - np.array(stim.conn_probs_th)) * 902 * mc.FULL_NUM_NEURONS
+    np.testing.assert_allclose(full, want, rtol=1e-6, atol=0.5)  # rounded to whole synapses
+    assert full[2] // mc.FULL_NUM_NEURONS[2] == 93  # L4E in-degree
+    assert list(np.flatnonzero(full)) == [2, 3, 6, 7]  # L4E, L4I, L6E, L6I
+    np.testing.assert_array_equal(mc.thalamic_synapses(0.1), np.round(full * 0.1))
+    net = mc.microcircuit_network(0.05, 0.1, thalamic=True)
+    th = net.population("TH")
+    assert th.size == 902 and (th.params["start"], th.params["stop"]) == (701.0, 711.0)
+    proj = {p.name: p for p in net.projections if p.pre == "TH"}
+    assert sorted(proj) == ["TH_L4E", "TH_L4I", "TH_L6E", "TH_L6I"]
+    assert proj["TH_L4E"].connectivity.n == mc.thalamic_synapses(0.1)[2]
+    w = proj["TH_L4E"].wu_init["w"]
+    assert w.mean == pytest.approx(0.15 * mc.psc_over_psp(250.0, 10.0, 0.5) / math.sqrt(0.1))
+    assert (w.low, w.sd) == (0.0, pytest.approx(0.1 * w.mean))
+
+
+def test_thalamic_neurons_fire_poisson_in_their_window(backend):
+    stim = mc.Stimulus(n_thal=400, th_rate=500.0, th_start=2.0, th_duration=5.0)
+    net = sf.NetworkBuilder(dt=0.1, seed=5)
+    net.population("TH", mc.PD14Thalamus, stim.n_thal,
+                   params={"rate": stim.th_rate, "start": 3.0, "stop": 8.0})
+    sim = net.build(backend=backend)
+    sim.run(steps=100)
+    times = sim.spikes("TH")[0]
+    assert times.min() >= 3.0 - 1e-9 and times.max() < 8.0 - 0.05
+    expected = 400 * 500.0 * 5.0e-3  # 1000, sd ~32
+    assert abs(len(times) - expected) < 4 * math.sqrt(expected)
+
+
+def test_dc_stimulus_is_a_direct_current_in_its_window(backend):
+    """I_stim adds to I_e (V relaxes towards E_L + R I_stim, not through I) only in
+    steps with stim_start <= t < stim_stop."""
+    base = {**mc.NEURON, "I_e": 0.0, "V_th": 1e9}
+    sim = _single(mc.PD14LIFStim, {**base, "I_stim": 100.0, "stim_start": 1.0,
+                                   "stim_stop": 3.0}, backend, 0)
+    sim.run(steps=50)
+    v, i = sim.trace("P.V_m")[1][:, 0], sim.trace("P.I")[1][:, 0]
+    assert np.all(i == 0.0) and np.all(v[:10] == -65.0)  # steps 0-9: before the window
+    p22 = math.exp(-0.1 / 10.0)
+    want = -65.0 + 0.04 * 100.0 * (1 - p22 ** np.arange(1, 21))  # R = tau_m / C_m = 0.04
+    np.testing.assert_allclose(v[10:30] + 0.0, want, atol=1e-4)
+    assert np.all(np.diff(v[30:]) < 0)  # relaxing back to E_L after the window
+
+
+@needs_cpu
+def test_stimuli_raise_activity_where_the_reference_puts_them():
+    """Scale 0.05: thalamic input evokes a response in L4 within 20 ms of its onset
+    (701 ms) and no thalamic spike outside [701, 711) ms; the DC stimulus raises every
+    population's rate while it is on."""
+    def rates(net, lo, hi):
+        sim = net.build(backend="cpu")
+        sim.run(duration_ms=hi, progress=False)
+        out = {}
+        for p in mc.POPULATIONS:
+            t = sim.spikes(p)[0]
+            out[p] = np.sum((t >= lo) & (t < hi)) / net.population(p).size / ((hi - lo) / 1e3)
+        return out, sim
+
+    quiet, _ = rates(mc.microcircuit_network(0.05, 0.05, seed=2), 701.0, 721.0)
+    evoked, sim = rates(mc.microcircuit_network(0.05, 0.05, seed=2, thalamic=True), 701.0,
+                        721.0)
+    th = sim.spikes("TH")[0]
+    assert th.min() >= 701.0 - 1e-6 and th.max() < 711.0
+    assert evoked["L4E"] > 5 * quiet["L4E"] + 10 and evoked["L4I"] > 5 * quiet["L4I"] + 10
+    driven, _ = rates(mc.microcircuit_network(0.05, 0.05, seed=2, dc_stimulus=True), 100.0,
+                      300.0)
+    base, _ = rates(mc.microcircuit_network(0.05, 0.05, seed=2), 100.0, 300.0)
+    assert all(driven[p] > base[p] + 1.0 for p in mc.POPULATIONS), (driven, base)
+
+
 # analysis ------------------------------------------------------------------------------
 def test_analysis_statistics_on_constructed_trains():
     times = np.concatenate([np.arange(0, 1000, 10.0), np.arange(5, 1000, 20.0)])
