@@ -296,23 +296,32 @@ def test_bad_data_is_rejected():
         m.fit((x, y), batch_size=0)
 
 
-@pytest.mark.parametrize("opt", [Adam(lr=1e-2, weight_decay=0.05, clip_value=2e-3),
-                                 SGD(lr=0.5, momentum=0.9, weight_decay=0.05, clip_value=2e-3),
-                                 Adam(lr=1e-2)], ids=["adam", "sgd", "adam-plain"])
+@pytest.mark.parametrize("opt", [
+    Adam(lr=1e-2, weight_decay=0.05, clip_value=2e-3),
+    SGD(lr=0.5, momentum=0.9, weight_decay=0.05, clip_value=2e-3),
+    Adam(lr=1e-2, clip_norm=5e-3, weight_decay=0.05),
+    SGD(lr=0.5, clip_norm=5e-3, clip_value=1e-3),
+    Adam(lr=1e-2)], ids=["adam", "sgd", "adam-norm", "sgd-norm-value", "adam-plain"])
 def test_optimizer_steps_with_weight_decay_and_clipping(opt):
-    """Two batches, against the formulas in spikeforge.train.optim: each update uses
-    g = clip(sum of per-sample gradients, -c, c) + lambda w (PyTorch's clip_grad_value_,
-    then weight_decay); the bias is not decayed. Two updates, because Adam's first step
-    depends only on the sign of g."""
+    """Two batches, against the formulas in spikeforge.train.optim: each update scales
+    every summed gradient G by min(1, n / (|G| + 1e-6)) (|G| over all weights and the
+    bias), then uses g = clip(G, -c, c) + lambda w (PyTorch's clip_grad_norm_,
+    clip_grad_value_, then weight_decay); the bias is not decayed. Two updates, because
+    Adam's first step depends only on the sign of g."""
     x, y = task(16)
     m = model(optimizer=opt, precision="float64")
     w = m.weights()
     m1 = {k: np.zeros_like(v) for k, v in w.items()}
     m2 = {k: np.zeros_like(v) for k, v in w.items()}
     c = opt.clip_value or np.inf
-    clipped = 0
+    clipped = scaled = 0
     for t, half in enumerate((slice(0, 8), slice(8, 16)), start=1):
         gsum = {k: v.sum(0) for k, v in m.per_sample_gradients(x[half], y[half]).items()}
+        np.fill_diagonal(gsum["rec.w"], 0.0)  # masked self-connections
+        norm = np.sqrt(sum(np.sum(g * g) for g in gsum.values()))
+        factor = min(1.0, opt.clip_norm / (norm + 1e-6)) if opt.clip_norm else 1.0
+        scaled += factor < 1.0
+        gsum = {k: g * factor for k, g in gsum.items()}
         m.fit((x[half], y[half]), epochs=1, batch_size=8, shuffle=False)
         for key, g in gsum.items():
             clipped += np.count_nonzero(np.abs(g) > c)
@@ -329,7 +338,8 @@ def test_optimizer_steps_with_weight_decay_and_clipping(opt):
             np.testing.assert_allclose(got[key], w[key], rtol=1e-9, atol=1e-12,
                                        err_msg=f"{key} after update {t}")
     assert np.all(np.diag(w["rec.w"]) == 0)  # masked self-connections stay 0 under decay
-    assert (clipped > 0) == (opt.clip_value is not None)  # the clip is active in this test
+    assert (clipped > 0) == (opt.clip_value is not None)  # the clips are active in this test
+    assert (scaled == 2) == (opt.clip_norm is not None)
 
 
 def test_regularisers_are_validated_and_omitted_from_the_default_repr():
@@ -338,6 +348,7 @@ def test_regularisers_are_validated_and_omitted_from_the_default_repr():
     assert "weight_decay=0.01" in repr(SGD(weight_decay=0.01))
     for bad, match in ((dict(weight_decay=-1.0), "weight_decay must be"),
                        (dict(clip_value=0.0), "clip_value must be"),
+                       (dict(clip_norm=-2.0), "clip_norm must be"),
                        (dict(clip_value=float("nan")), "clip_value must be")):
         for opt in (Adam, SGD):
             with pytest.raises(ValueError, match=match):

@@ -16,14 +16,16 @@ Adam (Kingma & Ba 2015, the "efficient" form with a constant epsilon), update t 
 SGD with momentum mu: ``m1 <- mu m1 + g;  w <- w - lr(t) m1``.
 In adaptive feedback the feedback weights B receive the same update as W_out.
 
-Both take ``clip_value`` c and ``weight_decay`` lambda, applied to the summed gradient
-in this order, as PyTorch's ``clip_grad_value_`` then ``Adam``/``SGD(weight_decay=)``::
+Both take ``clip_norm`` n, ``clip_value`` c and ``weight_decay`` lambda, applied to the
+summed gradients in this order, as PyTorch's ``clip_grad_norm_``, ``clip_grad_value_``
+and then ``Adam``/``SGD(weight_decay=)``::
 
+    gsum <- gsum min(1, n / (|G| + 1e-6)),  |G| the L2 norm over every trained weight and
+                                            bias gradient together (on the host)
     g = clip(gsum, -c, c) + lambda w
 
 i.e. lambda adds (lambda/2) |w|^2 to the batch-mean loss (L2 regularisation coupled to
 the moments, not AdamW's decoupled decay). Weights decay; the readout bias does not.
-Clipping is per element (by value), not by the global gradient norm.
 """
 
 from __future__ import annotations
@@ -79,26 +81,35 @@ def _check_lr(owner, lr):
         raise ValueError(f"{owner}: lr must be a positive number, got {lr!r}")
 
 
-def _check_regularisers(owner, weight_decay, clip_value):
-    if not isinstance(weight_decay, (int, float)) or not math.isfinite(weight_decay) \
-            or weight_decay < 0:
-        raise ValueError(f"{owner}: weight_decay must be a number >= 0, got {weight_decay!r}")
-    if clip_value is not None and (not isinstance(clip_value, (int, float))
-                                   or not math.isfinite(clip_value) or clip_value <= 0):
-        raise ValueError(f"{owner}: clip_value must be None or a number > 0, got {clip_value!r}")
+def _check_regularisers(opt):
+    owner = type(opt).__name__
+    wd = opt.weight_decay
+    if not isinstance(wd, (int, float)) or not math.isfinite(wd) or wd < 0:
+        raise ValueError(f"{owner}: weight_decay must be a number >= 0, got {wd!r}")
+    for key in ("clip_value", "clip_norm"):
+        value = getattr(opt, key)
+        if value is not None and (not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value <= 0):
+            raise ValueError(f"{owner}: {key} must be None or a number > 0, got {value!r}")
 
 
 class _Optimizer:
     """What Adam and SGD share: the gradient expression and a repr without the
     regularisers at their defaults (checkpoints compare reprs of the training spec)."""
 
-    _OPTIONAL = {"weight_decay": 0.0, "clip_value": None}
+    _OPTIONAL = {"weight_decay": 0.0, "clip_value": None, "clip_norm": None}
 
     def __repr__(self) -> str:
         shown = [f.name for f in fields(self) if f.name not in self._OPTIONAL
                  or getattr(self, f.name) != self._OPTIONAL[f.name]]
         args = ", ".join(f"{name}={getattr(self, name)!r}" for name in shown)
         return f"{type(self).__name__}({args})"
+
+    def norm_scale(self, norm: float) -> float:
+        """The factor clip_norm applies to every gradient (1: no clipping)."""
+        if self.clip_norm is None:
+            return 1.0
+        return min(1.0, self.clip_norm / (norm + 1e-6))
 
     def regulariser_params(self) -> dict:
         return {**({"wd": float(self.weight_decay)} if self.weight_decay else {}),
@@ -120,12 +131,13 @@ class Adam(_Optimizer):
     schedule: object = ConstantLR()
     weight_decay: float = 0.0
     clip_value: float | None = None
+    clip_norm: float | None = None
 
     def __post_init__(self):
         _check_lr("Adam", self.lr)
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0):
             raise ValueError("Adam: need 0 <= beta1, beta2 < 1 and eps > 0")
-        _check_regularisers("Adam", self.weight_decay, self.clip_value)
+        _check_regularisers(self)
 
     def params(self) -> dict:
         return {"b1": self.beta1, "b2": self.beta2, "eps": self.eps, **self.regulariser_params()}
@@ -153,12 +165,13 @@ class SGD(_Optimizer):
     schedule: object = ConstantLR()
     weight_decay: float = 0.0
     clip_value: float | None = None
+    clip_norm: float | None = None
 
     def __post_init__(self):
         _check_lr("SGD", self.lr)
         if not 0 <= self.momentum < 1:
             raise ValueError("SGD: momentum must be in [0, 1)")
-        _check_regularisers("SGD", self.weight_decay, self.clip_value)
+        _check_regularisers(self)
 
     def params(self) -> dict:
         return {"mu": self.momentum, **self.regulariser_params()}

@@ -10,6 +10,8 @@ to gradients or metrics.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import callbacks as C
@@ -169,12 +171,26 @@ class EProp:
 
     def _update(self, sim, epoch: int) -> None:
         sim.custom_update("reduce")
+        if self.spec.optimizer.clip_norm is not None:
+            self._clip_by_global_norm(sim)
         self.updates += 1
         lr = self.spec.optimizer.step_size(self.updates, epoch)
         for link in links(self.spec):
             sim.set(f"{link.name}.lr", lr)
         sim.set("out.lrb", lr)
         sim.custom_update("optimize")
+
+    def _clip_by_global_norm(self, sim) -> None:
+        """Scale every batch-summed gradient by ``optimizer.norm_scale`` of their joint L2
+        norm (host side: one read, and a write when clipping, of each gsum)."""
+        keys = [f"reduce_{link.name}.gsum" for link in links(self.spec)] + ["reduce_out.gsum"]
+        grads = {key: sim.get(key) for key in keys}
+        norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64)))
+                             for g in grads.values()))
+        scale = self.spec.optimizer.norm_scale(norm)
+        if scale < 1.0:
+            for key, g in grads.items():
+                sim.set(key, g * scale)
 
     # public API -----------------------------------------------------------------------
     def fit(self, train, epochs: int = 1, batch_size: int = 32, validation=None, callbacks=(),
