@@ -148,18 +148,23 @@ def test_conv2d(backend, probe_model, conn, delay):
         kernel = np.where((tap >> np.arange(4)) & 1, 2.0 ** np.arange(4), 0.0)
     else:  # every tap a distinct power of two
         kernel = 2.0 ** np.arange(np.prod(shape)).reshape(shape)
-    n_pre = int(np.prod(conn.in_shape))
-    n_post = int(np.prod(conn.out_shape))
+    inputs = _window_inputs(backend, probe_model, conn, kernel, delay, _conv_matrix(conn, kernel))
+    if conn.in_shape == (4, 4, 1):
+        _check_decoder(inputs, delay)
+
+
+def _window_inputs(backend, probe_model, conn, w, delay, matrix):
+    """Every source neuron fires once in turn through ``conn`` (weights ``w``) onto
+    probes; checks the probes' inputs against the dense ``matrix`` and returns them."""
+    n_pre, n_post = int(np.prod(conn.in_shape)), int(np.prod(conn.out_shape))
     net = sf.NetworkBuilder(dt=DT)
     _source(net, n_pre)
     net.population("probe", probe_model, n_post)
-    net.connect("src", "probe", conn, w=kernel, delay=delay)
+    net.connect("src", "probe", conn, w=w, delay=delay)
     n_steps = n_pre + delay + 3
     _, inputs = _run_probe(backend, net, n_steps)
-    matrix = _conv_matrix(conn, kernel)
     np.testing.assert_array_equal(inputs, _expected_inputs(matrix, delay, n_steps))
-    if conn.in_shape == (4, 4, 1):
-        _check_decoder(inputs, delay)
+    return inputs
 
 
 POOL_CASES = [
@@ -178,17 +183,10 @@ def test_avgpool2d(backend, probe_model, conn, delay):
     diagonal (the loop oracle above); every tap a distinct power of two."""
     (ph, pw), c = conn.pool, conn.in_shape[2]
     taps = 2.0 ** np.arange(ph * pw).reshape(ph, pw)
-    n_pre, n_post = int(np.prod(conn.in_shape)), int(np.prod(conn.out_shape))
-    net = sf.NetworkBuilder(dt=DT)
-    _source(net, n_pre)
-    net.population("probe", probe_model, n_post)
-    net.connect("src", "probe", conn, w=taps, delay=delay)
-    n_steps = n_pre + delay + 3
-    _, inputs = _run_probe(backend, net, n_steps)
     diagonal = taps[:, :, None, None] * np.eye(c)[None, None]
     matrix = _conv_matrix(sf.Conv2D(conn.in_shape, conn.pool, c, conn.stride, conn.padding),
                           diagonal)
-    np.testing.assert_array_equal(inputs, _expected_inputs(matrix, delay, n_steps))
+    _window_inputs(backend, probe_model, conn, taps, delay, matrix)
 
 
 def test_avgpool2d_shapes_and_errors():

@@ -115,10 +115,11 @@ def test_generated_networks_spike_sometimes():
             sim.run(steps=STEPS)
             runs.append(any(len(sim.spikes(p)[0]) for p in sim.record_spikes))
 
-    sample(networks(), 40, record)
-    assert len(runs) >= 20
-    # spike sources may have no spike at all, so about half of the small networks stay silent
-    assert sum(runs) >= 0.5 * len(runs), f"only {sum(runs)} of {len(runs)} networks spiked"
+    sample(networks(), 150, record)  # many: the sample varies with the loaded modules
+    assert len(runs) >= 75
+    # spike sources may have no spike at all, so many small networks stay silent (about a
+    # third; the first 40 examples of a sample have been as low as 13 of 33 spiking)
+    assert sum(runs) >= 0.4 * len(runs), f"only {sum(runs)} of {len(runs)} networks spiked"
 
 
 def test_switches_exclude_features_and_bounds_hold():

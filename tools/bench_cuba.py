@@ -164,6 +164,12 @@ def brian2_cuba(b2, seed: int, method: str):
     P.v = "Vr + rand() * (Vt - Vr)"
     P.ge = 0 * mV
     P.gi = 0 * mV
+    return _brian2_ei_network(b2, P, ns)
+
+
+def _brian2_ei_network(b2, P, ns):
+    """P's first N_E neurons excite (ge += we), the others inhibit (gi += wi), p = 0.02;
+    a SpikeMonitor on P."""
     Ce = b2.Synapses(P, P, on_pre="ge += we", namespace=ns)
     Ci = b2.Synapses(P, P, on_pre="gi += wi", namespace=ns)
     Ce.connect(f"i<{N_E}", p=0.02)
@@ -187,12 +193,7 @@ def brian2_coba(b2, seed: int, method: str):
     P.v = "El - 5*mV + 5*mV*randn()"
     P.ge = "4 + 1.5*randn()"
     P.gi = "20 + 12*randn()"
-    Ce = b2.Synapses(P, P, on_pre="ge += we", namespace=ns)
-    Ci = b2.Synapses(P, P, on_pre="gi += wi", namespace=ns)
-    Ce.connect(f"i<{N_E}", p=0.02)
-    Ci.connect(f"i>={N_E}", p=0.02)
-    mon = b2.SpikeMonitor(P)
-    return b2.Network(P, Ce, Ci, mon), mon
+    return _brian2_ei_network(b2, P, ns)
 
 
 BRIAN2_NETWORKS = {"cuba": brian2_cuba, "coba": brian2_coba}

@@ -244,23 +244,28 @@ def _stdp_params(draw, scale: float) -> dict:
             "w_min": draw(st.sampled_from([0.0, -0.5 * scale])), "w_max": scale}
 
 
+def _map_shapes(n: int):
+    """Channel-last map shapes (h, w, c) with h w c = n and at most 3 channels."""
+    for h in range(1, n + 1):
+        for w in range(1, n // h + 1):
+            c, rem = divmod(n, h * w)
+            if not rem and c <= 3:
+                yield h, w, c
+
+
 @functools.cache
 def conv2d_geometries(n_pre: int, n_post: int) -> tuple[Conv2D, ...]:
     """Small Conv2D layouts (<= 3 channels in and out, kernels <= 3x3, strides
     (1,1), (2,2), (1,2), both paddings) from n_pre to n_post neurons, simplest first."""
     out = []
-    for h in range(1, n_pre + 1):
-        for w in range(1, n_pre // h + 1):
-            c, rem = divmod(n_pre, h * w)
-            if rem or c > 3:
-                continue
-            for kh, kw, oc, stride, padding in (
-                    (kh, kw, oc, s, p) for kh in range(1, min(h, 3) + 1)
-                    for kw in range(1, min(w, 3) + 1) for oc in (1, 2, 3)
-                    for s in ((1, 1), (2, 2), (1, 2)) for p in ("valid", "same")):
-                conv = Conv2D((h, w, c), (kh, kw), oc, stride, padding)
-                if int(np.prod(conv.out_shape)) == n_post:
-                    out.append(conv)
+    for h, w, c in _map_shapes(n_pre):
+        for kh, kw, oc, stride, padding in (
+                (kh, kw, oc, s, p) for kh in range(1, min(h, 3) + 1)
+                for kw in range(1, min(w, 3) + 1) for oc in (1, 2, 3)
+                for s in ((1, 1), (2, 2), (1, 2)) for p in ("valid", "same")):
+            conv = Conv2D((h, w, c), (kh, kw), oc, stride, padding)
+            if int(np.prod(conv.out_shape)) == n_post:
+                out.append(conv)
     return tuple(out)
 
 
@@ -269,18 +274,14 @@ def avgpool2d_geometries(n_pre: int, n_post: int) -> tuple[AvgPool2D, ...]:
     """Small AvgPool2D layouts (<= 3 channels, pools <= 3x3, default stride or (1,1),
     (1,2), both paddings) from n_pre to n_post neurons, simplest first."""
     out = []
-    for h in range(1, n_pre + 1):
-        for w in range(1, n_pre // h + 1):
-            c, rem = divmod(n_pre, h * w)
-            if rem or c > 3:
-                continue
-            for ph, pw, stride, padding in (
-                    (ph, pw, s, p) for ph in range(1, min(h, 3) + 1)
-                    for pw in range(1, min(w, 3) + 1) for s in (None, (1, 1), (1, 2))
-                    for p in ("valid", "same")):
-                pool = AvgPool2D((h, w, c), (ph, pw), stride, padding)
-                if int(np.prod(pool.out_shape)) == n_post:
-                    out.append(pool)
+    for h, w, c in _map_shapes(n_pre):
+        for ph, pw, stride, padding in (
+                (ph, pw, s, p) for ph in range(1, min(h, 3) + 1)
+                for pw in range(1, min(w, 3) + 1) for s in (None, (1, 1), (1, 2))
+                for p in ("valid", "same")):
+            pool = AvgPool2D((h, w, c), (ph, pw), stride, padding)
+            if int(np.prod(pool.out_shape)) == n_post:
+                out.append(pool)
     return tuple(out)
 
 
