@@ -319,19 +319,21 @@ def _check_window(conn, owner: str, n_pre: int, n_post: int) -> None:
         )
 
 
-def _window_synapses(conn, pairs) -> Synapses:
-    """Synapses of a sliding 2-D window: ``pairs(ci, o)`` -> whether input channel ci feeds
-    output channel o (an index grid over oy, ox, ky, kx, ci, o), and the kernel index."""
+def _window_synapses(conn, kernel_index, depthwise: bool) -> Synapses:
+    """Synapses of a sliding 2-D window over an index grid (oy, ox, ky, kx, ci, o), with
+    o = ci when ``depthwise`` (each channel to itself; no o axis is built), else every
+    input channel to every output channel; ``kernel_index(ky, kx, ci, o)`` gives each
+    synapse's shared kernel entry. Taps outside the input map are dropped."""
     (h, w, c), (kh, kw), (sy, sx) = conn.in_shape, conn.kernel_hw, conn.stride
     oh, ow, oc = conn.out_shape
     pad_y, pad_x = _window_pads(conn.in_shape, conn.kernel_hw, conn.stride, conn.padding)
-    oy, ox, ky, kx, ci, o = np.meshgrid(
-        np.arange(oh), np.arange(ow), np.arange(kh), np.arange(kw), np.arange(c),
-        np.arange(oc), indexing="ij",
-    )
+    axes = [np.arange(oh), np.arange(ow), np.arange(kh), np.arange(kw), np.arange(c)]
+    grid = np.meshgrid(*axes, *([] if depthwise else [np.arange(oc)]), indexing="ij")
+    oy, ox, ky, kx, ci = grid[:5]
+    o = ci if depthwise else grid[5]
     y, x = oy * sy + ky - pad_y, ox * sx + kx - pad_x
-    feeds, kernel = pairs(ky, kx, ci, o)
-    ok = (y >= 0) & (y < h) & (x >= 0) & (x < w) & feeds
+    kernel = kernel_index(ky, kx, ci, o)
+    ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
     pre = ((y * w + x) * c + ci)[ok]
     post = ((oy * ow + ox) * oc + o)[ok]
     row_ptr, post_sorted, order = _csr(pre, post, h * w * c)
@@ -392,7 +394,7 @@ class Conv2D(_Window2D):
     def materialise(self, rng, n_pre, n_post, same_pop):
         (kw, c, oc) = self.kernel[1], self.in_shape[2], self.out_channels
         return _window_synapses(
-            self, lambda ky, kx, ci, o: (True, ((ky * kw + kx) * c + ci) * oc + o))
+            self, lambda ky, kx, ci, o: ((ky * kw + kx) * c + ci) * oc + o, depthwise=False)
 
 
 @dataclass(frozen=True)
@@ -403,7 +405,9 @@ class AvgPool2D(_Window2D):
     (the same for every channel; read-only in synapse code). ``w = 1 / (ph pw)`` makes
     the post input the window's average of this step's input events, as in
     ANN->SNN conversion (mlGeNN's AvgPool2D). ``stride`` defaults to ``pool``;
-    ``padding`` 'same' drops the taps outside the map (border windows have fewer inputs)."""
+    ``padding`` 'same' drops the taps outside the map, so border windows sum fewer
+    inputs and are still divided by ph pw (zero padding; Keras' 'same' average pooling
+    divides by the number of inputs inside the map instead)."""
 
     in_shape: tuple[int, int, int]
     pool: tuple[int, int]
@@ -437,7 +441,7 @@ class AvgPool2D(_Window2D):
 
     def materialise(self, rng, n_pre, n_post, same_pop):
         pw = self.pool[1]
-        return _window_synapses(self, lambda ky, kx, ci, o: (ci == o, ky * pw + kx))
+        return _window_synapses(self, lambda ky, kx, ci, o: ky * pw + kx, depthwise=True)
 
 
 CONNECTIVITY = {c.__name__: c for c in (

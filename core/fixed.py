@@ -79,7 +79,7 @@ def store(value, compute: Fixed, fmt: Fixed, saturating: bool):
 
 
 def storage_dtype(fmt: Fixed):
-    return {8: np.int8, 16: np.int16, 32: np.int32}[fmt.bits]
+    return {8: np.int8, 16: np.int16, 32: np.int32}[fmt.container]
 
 
 def reciprocal(divisor: float, fmt: Fixed, what: str = "divisor") -> int:

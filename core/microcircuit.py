@@ -20,9 +20,9 @@ neuron (as iaf_psc_exp does) and projections use the Delta postsynaptic model
 FixedTotalNumber (multapses and autapses allowed) with StaticPulseDendriticDelay
 synapses: weight w ~ Normal(mean, 0.1 |mean|) redrawn while its sign is wrong;
 delay d (steps) = floor(D/dt + 1/2) with D ~ Normal(1.5 ms E / 0.75 ms I, 50%)
-redrawn while D < dt/2 (drawn on the host: see :func:`delay_steps`). A spike at step n reaches the target's I at step
-n + 1 + d, the V update of the step after NEST adds it: NEST's timing for a
-delay of d steps.
+redrawn while D < dt/2 (drawn on the host: see :func:`delay_steps`). A spike at
+step n reaches the target's I at step n + 1 + d, the V update of the step after
+NEST adds it: NEST's timing for a delay of d steps.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ class Stimulus:
     ``psp_th`` mV PSP (Normal, 10% sd, redrawn while negative; / sqrt(k-scale)), delays
     Normal(``th_delay``, 50%) as the recurrent ones. DC input: ``dc_amp`` pA x K_ext
     (full scale) into every neuron of each population from ``dc_start`` for ``dc_dur``
-    ms, added to I_e (not filtered by tau_syn: NEST's dc_generator)."""
+    ms, added to I_e (not filtered by tau_syn: NEST's dc_generator). Values of the NEST 3
+    example (NEST 2's had dc_start 0, dc_dur 1000)."""
 
     n_thal: int = 902
     th_rate: float = 120.0
@@ -96,17 +97,23 @@ class Stimulus:
     th_delay: float = 1.5
     conn_probs_th: tuple = (0.0, 0.0, 0.0983, 0.0619, 0.0, 0.0, 0.0512, 0.0196)
     dc_amp: float = 0.3
-    dc_start: float = 0.0
-    dc_dur: float = 1000.0
+    dc_start: float = 650.0
+    dc_dur: float = 100.0
 
 
 #: NEST's connection from the thalamic Poisson generator to its parrot neurons (ms)
 TH_RELAY_DELAY = 1.0
 
+def _during(start: str, stop: str) -> str:
+    """Model-language condition for the steps n with start <= n dt < stop (half-step
+    margins, so that rounding of t never moves an edge)."""
+    return f"t > {start} - 0.5 * dt and t < {stop} - 0.5 * dt"
+
+
 #: Thalamic neuron: Poisson events at ``rate`` Hz in steps with start <= t < stop.
 PD14Thalamus = NeuronModel(
     "PD14Thalamus", params=("rate", "start", "stop"), derived={"lam": "rate * dt / 1000"},
-    events="poisson(lam) if t > start - 0.5 * dt and t < stop - 0.5 * dt else 0",
+    events=f"poisson(lam) if {_during('start', 'stop')} else 0",
     doc="""Thalamic relay neuron of the PD14 stimulus: Poisson(rate dt / 1000) events in
     every step n with start <= n dt < stop (half-step margins against rounding), none
     otherwise. Hz, ms.""")
@@ -119,8 +126,7 @@ def _neuron_model(poisson: bool, dc_stimulus: bool = False) -> NeuronModel:
     direct = "I_e"
     if dc_stimulus:  # NEST's dc_generator: a direct current switched on for a window
         params += ("I_stim", "stim_start", "stim_stop")
-        direct = ("(I_e + (I_stim if t > stim_start - 0.5 * dt and t < stim_stop - 0.5 * dt "
-                  "else 0.0))")
+        direct = f"(I_e + (I_stim if {_during('stim_start', 'stim_stop')} else 0.0))"
     derived = {"P11": "exp(-dt / tau_syn)", "P22": "exp(-dt / tau_m)",
                "P20": "tau_m / C_m * (1 - P22)",
                "P21": "tau_m * tau_syn / (C_m * (tau_syn - tau_m)) * (P11 - P22)"}

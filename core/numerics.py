@@ -16,19 +16,27 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Fixed:
-    """Two's complement fixed point with ``bits`` total bits, ``frac`` fractional."""
+    """Two's complement fixed point with ``bits`` total bits (2 to 32), ``frac``
+    fractional. Values are held in the smallest of int8/int16/int32 that fits
+    (``container``) and wrapped (or saturated) to ``bits`` after every operation,
+    as an ``ap_fixed<bits, bits - frac>`` with AP_WRAP (or AP_SAT) would be."""
 
     bits: int = 32
     frac: int = 16
 
     def __post_init__(self):
-        if self.bits not in (8, 16, 32):
-            raise ValueError(f"Fixed: bits must be 8, 16 or 32, got {self.bits!r}")
+        if not isinstance(self.bits, int) or not 2 <= self.bits <= 32:
+            raise ValueError(f"Fixed: bits must be an int from 2 to 32, got {self.bits!r}")
         if not isinstance(self.frac, int) or not 0 <= self.frac < self.bits:
             raise ValueError(f"Fixed: frac must be an int in [0, {self.bits}), got {self.frac!r}")
 
     def __str__(self):
         return f"Fixed({self.bits}, {self.frac})"
+
+    @property
+    def container(self) -> int:
+        """Bits of the integer type that stores the format: 8, 16 or 32."""
+        return next(c for c in (8, 16, 32) if self.bits <= c)
 
 
 FLOAT_FORMATS = {"float32": np.float32, "float64": np.float64}

@@ -145,7 +145,7 @@ def parse(argv=None):
     parser.add_argument("--thalamic", action="store_true",
                         help="the reference's thalamic pulse: 902 neurons at 120 Hz, 701-711 ms")
     parser.add_argument("--dc-stimulus", action="store_true",
-                        help="the reference's DC stimulus: 0.3 pA x K_ext for 0-1000 ms")
+                        help="the reference's DC stimulus: 0.3 pA x K_ext for 650-750 ms")
     parser.add_argument("--backend", default=None, help="default: best available")
     parser.add_argument("--duration-ms", type=float, default=1100.0)
     parser.add_argument("--warmup-ms", type=float, default=100.0)
@@ -170,6 +170,8 @@ def main(argv=None) -> dict:
     args = parse(argv)
     seeds = args.seeds or [args.seed]
     reference, what = reference_rates(args.scale, args.k_scale, args.background)
+    if args.thalamic or args.dc_stimulus:
+        what += "; for the unstimulated model: the stimuli change the rates they cover"
     runs, written = [], []
     for seed in seeds:
         sim, run = run_one(args, seed)

@@ -170,7 +170,7 @@ def test_coba_network_is_benchmark_one_of_brette_2007():
 
 
 def test_coba_activity_is_self_sustained_at_the_benchmark_rate():
-    """Brian2 2.11 (exponential Euler or Euler) gives 19.4-20.2 Hz for E and I with seed 1
+    """Brian2 2.11 (Euler or exponential Euler) gives 18.9-21.0 Hz for E and I
     (BENCHMARKS.md, COBA); without the conductances' reversal potentials the network
     would be silent (no external input) or explode."""
     rates = _load_script("coba").main(["--backend", "cpu", "--duration-ms", "1000"])

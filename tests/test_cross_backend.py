@@ -49,7 +49,7 @@ def test_backend_matches_numpy(backend, net):
 @pytest.mark.skipif(not OTHER_BACKENDS, reason="no backend besides numpy can run here")
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(net=networks(precisions=(sf.Fixed(32, 16),)))
+@given(net=networks(precisions=(sf.Fixed(32, 16), sf.Fixed(24, 12))))
 def test_backend_equals_numpy_bit_for_bit_in_fixed_point(backend, net):
     reference = run(net, "numpy")
     report = compare(reference, run(net, backend))

@@ -67,6 +67,26 @@ def test_narrow_storage_wraps_or_saturates(backend):
     assert sim.state["A.w"][0] == 3
 
 
+def test_odd_widths_wrap_and_saturate_at_their_own_bits(backend):
+    """Any width from 2 to 32 bits (ap_fixed<W, I>): a 24-bit compute format wraps sums at
+    2^15 (8 fractional bits), a 12-bit storage format at 2^5 (6 fractional bits) or
+    clamps there, held in the next integer type."""
+    compute = sf.Fixed(24, 8)
+    model = sf.NeuronModel("Odd", vars=(sf.Var("x"), sf.Var("w", fmt=sf.Fixed(12, 6)),
+                                        sf.Var("s", fmt=sf.Fixed(12, 6), saturate=True)),
+                           sim="x = x + 0.00390625\nw = w + 1.5\ns = s + 1.5")
+    net = sf.NetworkBuilder(precision=compute)
+    net.population("A", model, 1, init={"x": 2**15 - 1 / 256, "w": 31.0, "s": 31.0})
+    sim = net.build(backend=backend)
+    assert sim.state["A.x"].dtype == np.int32 and sim.state["A.w"].dtype == np.int16
+    sim.run(steps=1)
+    assert sim.get("A.x")[0] == -(2**15)
+    assert sim.get("A.w")[0] == 32.5 - 64.0  # range [-32, 32): wraps
+    assert sim.get("A.s")[0] == 2047 / 64  # clamps to the largest 12-bit value
+    with pytest.raises(ValueError, match="bits must be an int from 2 to 32"):
+        sf.Fixed(33, 8)
+
+
 def test_store_to_coarser_format_floors(backend):
     coarse = sf.Var("c", fmt=sf.Fixed(16, 2))
     model = sf.NeuronModel("Coarse", vars=(coarse,), sim="c = c - 0.00390625")
@@ -110,7 +130,7 @@ def test_fixed_point_rejects_inexact_code_at_build(backend, code, reason):
     model = sf.NeuronModel("Bad", vars=(sf.Var("x", default=0.0),), sim=code)
     net = sf.NetworkBuilder(precision=sf.Fixed(32, 16))
     net.population("A", model, 1)
-    with pytest.raises(ValueError, match=reason):
+    with pytest.raises(ValueError, match=f"population 'A': Bad.sim, line 1.*{reason}"):
         net.build(backend=backend)
 
 

@@ -450,9 +450,9 @@ def test_bad_fields(tmp_path, where, change, match):
 
 def test_bad_network_fields(tmp_path):
     path, doc = saved(tmp_path)
-    doc["network"]["precision"] = {"kind": "Fixed", "bits": 12, "frac": 4}
+    doc["network"]["precision"] = {"kind": "Fixed", "bits": 40, "frac": 4}
     rewrite(path, doc)
-    load_error(path, "network.precision: Fixed: bits must be 8, 16 or 32")
+    load_error(path, "network.precision: Fixed: bits must be an int from 2 to 32")
     doc["network"]["precision"] = "float16"
     rewrite(path, doc)
     load_error(path, "network: precision must be")

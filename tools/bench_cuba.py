@@ -8,7 +8,8 @@ dt = 0.1 ms, a SpikeMonitor as Brian2's only monitor.
         refractory 5 ms, on_pre ge += we / gi += wi, v0 = Vr + rand()*(Vt-Vr)).
   coba  spikeforge.demos.coba_network (sf.ExpCond); Brian2 benchmark 1 of Brette et al.
         (2007) with conductances in units of g_L (dv/dt = (ge*(Ee-v)+gi*(Ei-v)-(v-El))/taum,
-        exponential Euler unless --brian2-method, on_pre ge += 0.6 / gi += 6.7,
+        forward Euler (Brian2's own choice for these equations) unless --brian2-method
+        (e.g. exponential_euler, more accurate and costlier), on_pre ge += 0.6 / gi += 6.7,
         v0 ~ N(-65, 5) mV, ge0 ~ N(4, 1.5), gi0 ~ N(20, 12)). spikeforge integrates the
         synaptic current as constant over a step (GeNN's scheme, docs/semantics.md):
         rates are compared, not spike times.
@@ -198,7 +199,7 @@ def brian2_coba(b2, seed: int, method: str):
 
 BRIAN2_NETWORKS = {"cuba": brian2_cuba, "coba": brian2_coba}
 #: Brian2's integration method per model unless --brian2-method names another
-BRIAN2_METHODS = {"cuba": "exact", "coba": "exponential_euler"}
+BRIAN2_METHODS = {"cuba": "exact", "coba": "euler"}  # what Brian2 itself picks for each
 
 
 def brian2_method(args) -> str:
@@ -353,8 +354,8 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", choices=("cuba", "coba"), default="cuba")
     ap.add_argument("--brian2-method", default=None,
-                    help="Brian2 integration method (default: exact for cuba, exponential_euler "
-                         "for coba; euler is the cheapest for coba)")
+                    help="Brian2 integration method (default: what Brian2 picks, exact for "
+                         "cuba and euler for coba; exponential_euler is the costlier option)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--duration-ms", type=float, default=1000.0)
     ap.add_argument("--repeats", type=int, default=3)

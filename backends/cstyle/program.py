@@ -149,7 +149,7 @@ class Program:
         if bind.fmt is None:
             return f"{bind.load} = {value};"
         fmt, saturate = bind.fmt
-        ctype = f"int{fmt.bits}_t"
+        ctype = f"int{fmt.container}_t"
         return (f"{bind.load} = ({ctype})sf_fx_store({value}, {fmt.frac - self.fixed.frac}, "
                 f"{fmt.bits}, {int(saturate)});")
 

@@ -194,9 +194,10 @@ class _Allocation:
             raise MemoryError(f"cuda emulator: cannot map {nbytes} bytes")
         self.base = base
         if _libc.mprotect(base + _PAGE, data_pages, _mmap.PROT_READ | _mmap.PROT_WRITE) != 0:
+            errno = ctypes.get_errno()
             _libc.munmap(base, self.total)
             raise MemoryError(f"cuda emulator: mprotect failed for {nbytes} bytes "
-                              f"(errno {ctypes.get_errno()}; {_map_count()} mappings)")
+                              f"(errno {errno}; {_map_count()} mappings)")
         end = base + _PAGE + data_pages
         self.ptr = (end - BACK_REDZONE - nbytes) & ~(ALIGN - 1)
         self.nbytes = nbytes
