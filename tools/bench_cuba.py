@@ -2,7 +2,8 @@
 """CUBA/COBA benchmark: spikeforge's cpu backend vs Brian2 cpp_standalone, same run and machine.
 
 Networks (``--model``): Vogels & Abbott (2005), 4000 LIF (3200 E / 800 I), p = 0.02,
-dt = 0.1 ms, a SpikeMonitor as Brian2's only monitor.
+dt = 0.1 ms, a SpikeMonitor as Brian2's only monitor. ``--n N`` scales the network to N
+neurons (80% E) at the same mean in-degree, p = 0.02 x 4000 / N (80 synapses per neuron).
   cuba  spikeforge.demos.cuba_network; Brian2 the equations of its published CUBA example
         (dv/dt = (ge+gi-(v-El))/taum, dge/dt = -ge/taue, dgi/dt = -gi/taui, v > Vt, reset Vr,
         refractory 5 ms, on_pre ge += we / gi += wi, v0 = Vr + rand()*(Vt-Vr)).
@@ -66,7 +67,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-N, N_E = 4000, 3200
+N_BASE, P_BASE = 4000, 0.02  # the published size and connection probability
+
+
+def sizes(n: int) -> tuple[int, int, float]:
+    """(neurons, excitatory neurons, connection probability) of an n-neuron instance with
+    the published mean in-degree N_BASE P_BASE = 80."""
+    return n, round(0.8 * n), P_BASE * N_BASE / n
 VENV_CHOICES = (("3.13", ["brian2==2.11.*"], "brian2 2.11 on Python 3.13"),
                 ("3.11", ["brian2==2.9.0", "numpy<2.4"], "FALLBACK: brian2 2.9.0 on Python 3.11"))
 COLUMNS = ("simulator", "threads", "build_s", "build_cpu_s", "sim_s", "binary_s", "total_s",
@@ -84,7 +91,8 @@ def child_spikeforge(args) -> dict:
 
     make = {"cuba": demos.cuba_network, "coba": demos.coba_network}[args.model]
     c0, t0 = cpu(), time.perf_counter()
-    sim = make(n=N, p=0.02, seed=args.seed).build(backend="cpu")
+    n, _, p = sizes(args.n)
+    sim = make(n=n, p=p, seed=args.seed).build(backend="cpu")
     c1, t1 = cpu(), time.perf_counter()
     s0 = cpu(children=False)
     sim.run(duration_ms=args.duration_ms, progress=False)
@@ -92,7 +100,8 @@ def child_spikeforge(args) -> dict:
     return {"build_s": t1 - t0, "build_cpu_s": c1 - c0, "sim_s": t2 - t1, "binary_s": None,
             "total_s": t2 - t0, "cpu_s": s1 - s0, "peak_mb": peak_mb(), "flags": sim.flags,
             "team": sim.team,  # threads the steps ran on (backends/cpu/simulation.team_size)
-            **rates(len(sim.spikes("E")[0]), len(sim.spikes("I")[0]), args.duration_ms)}
+            **rates(args.n, len(sim.spikes("E")[0]), len(sim.spikes("I")[0]),
+                    args.duration_ms)}
 
 
 def cpu(ru=None, children=True) -> float:
@@ -114,9 +123,10 @@ def peak_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def rates(spikes_e: int, spikes_i: int, duration_ms: float) -> dict:
+def rates(n: int, spikes_e: int, spikes_i: int, duration_ms: float) -> dict:
+    _, n_e, _ = sizes(n)
     dur = duration_ms / 1000.0
-    return {"rate_e": spikes_e / N_E / dur, "rate_i": spikes_i / (N - N_E) / dur}
+    return {"rate_e": spikes_e / n_e / dur, "rate_i": spikes_i / (n - n_e) / dur}
 
 
 # child: brian2 --------------------------------------------------------------------------------
@@ -132,25 +142,26 @@ def child_brian2(args) -> dict:
                                                     wait_json, "./main"]
     b2.prefs.logging.file_log = False
     c0, t0 = cpu(), time.perf_counter()
-    net, mon = BRIAN2_NETWORKS[args.model](b2, args.seed, brian2_method(args))
+    net, mon = BRIAN2_NETWORKS[args.model](b2, args.seed, brian2_method(args), args.n)
     net.run(args.duration_ms * b2.ms)
     b2.device.build(directory=proj, compile=True, run=False, with_output=False)
     c1, t1 = cpu(), time.perf_counter()
     b2.device.run(directory=proj, with_output=False)
     binary = json.loads(Path(wait_json).read_text())
     run_time = float(Path(b2.device.results_dir, "last_run_info.txt").read_text().split()[0])
-    counts = np.asarray(mon.count)
+    counts, n_e = np.asarray(mon.count), sizes(args.n)[1]
     out = {"build_s": t1 - t0, "build_cpu_s": c1 - c0, "sim_s": run_time,
            "binary_s": binary["wall_s"], "total_s": t1 - t0 + binary["wall_s"],
            "cpu_s": binary["cpu_s"], "peak_mb": binary["maxrss_kb"] / 1024,
            "python_peak_mb": peak_mb(), "make_s": b2.device.timers["compile"]["make"],
            "flags": list(b2.prefs.codegen.cpp.extra_compile_args_gcc),
-           **rates(int(counts[:N_E].sum()), int(counts[N_E:].sum()), args.duration_ms)}
+           **rates(args.n, int(counts[:n_e].sum()), int(counts[n_e:].sum()),
+                   args.duration_ms)}
     shutil.rmtree(proj, ignore_errors=True)
     return out
 
 
-def brian2_cuba(b2, seed: int, method: str):
+def brian2_cuba(b2, seed: int, method: str, n: int):
     """Brian2's CUBA example (Vogels & Abbott 2005), verbatim equations and parameters."""
     ms, mV = b2.ms, b2.mV
     b2.defaultclock.dt = 0.1 * ms
@@ -160,26 +171,27 @@ def brian2_cuba(b2, seed: int, method: str):
     eqs = """dv/dt  = (ge+gi-(v-El))/taum : volt (unless refractory)
              dge/dt = -ge/taue : volt
              dgi/dt = -gi/taui : volt"""
-    P = b2.NeuronGroup(N, eqs, threshold="v>Vt", reset="v = Vr", refractory=5 * ms,
+    P = b2.NeuronGroup(n, eqs, threshold="v>Vt", reset="v = Vr", refractory=5 * ms,
                        method=method, namespace=ns)
     P.v = "Vr + rand() * (Vt - Vr)"
     P.ge = 0 * mV
     P.gi = 0 * mV
-    return _brian2_ei_network(b2, P, ns)
+    return _brian2_ei_network(b2, P, ns, n)
 
 
-def _brian2_ei_network(b2, P, ns):
-    """P's first N_E neurons excite (ge += we), the others inhibit (gi += wi), p = 0.02;
-    a SpikeMonitor on P."""
+def _brian2_ei_network(b2, P, ns, n: int):
+    """P's first 80% excite (ge += we), the others inhibit (gi += wi), with the
+    probability of :func:`sizes`; a SpikeMonitor on P."""
+    _, n_e, p = sizes(n)
     Ce = b2.Synapses(P, P, on_pre="ge += we", namespace=ns)
     Ci = b2.Synapses(P, P, on_pre="gi += wi", namespace=ns)
-    Ce.connect(f"i<{N_E}", p=0.02)
-    Ci.connect(f"i>={N_E}", p=0.02)
+    Ce.connect(f"i<{n_e}", p=p)
+    Ci.connect(f"i>={n_e}", p=p)
     mon = b2.SpikeMonitor(P)
     return b2.Network(P, Ce, Ci, mon), mon
 
 
-def brian2_coba(b2, seed: int, method: str):
+def brian2_coba(b2, seed: int, method: str, n: int):
     """Benchmark 1 of Brette et al. (2007) (COBA), conductances in units of g_L = 10 nS."""
     ms, mV = b2.ms, b2.mV
     b2.defaultclock.dt = 0.1 * ms
@@ -189,12 +201,12 @@ def brian2_coba(b2, seed: int, method: str):
     eqs = """dv/dt  = (ge*(Ee-v)+gi*(Ei-v)-(v-El))/taum : volt (unless refractory)
              dge/dt = -ge/taue : 1
              dgi/dt = -gi/taui : 1"""
-    P = b2.NeuronGroup(N, eqs, threshold="v>Vt", reset="v = Vr", refractory=5 * ms,
+    P = b2.NeuronGroup(n, eqs, threshold="v>Vt", reset="v = Vr", refractory=5 * ms,
                        method=method, namespace=ns)
     P.v = "El - 5*mV + 5*mV*randn()"
     P.ge = "4 + 1.5*randn()"
     P.gi = "20 + 12*randn()"
-    return _brian2_ei_network(b2, P, ns)
+    return _brian2_ei_network(b2, P, ns, n)
 
 
 BRIAN2_NETWORKS = {"cuba": brian2_cuba, "coba": brian2_coba}
@@ -267,7 +279,7 @@ def run_child(py: Path, simulator: str, threads: int, args) -> dict:
     cache = tempfile.mkdtemp(prefix="sf-bench-cache-")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), SPIKEFORGE_CACHE_DIR=cache)
     cmd = [str(py), str(Path(__file__).resolve()), "--child", simulator, "--model", args.model,
-           "--brian2-method", brian2_method(args), "--threads",
+           "--brian2-method", brian2_method(args), "--n", str(args.n), "--threads",
            str(threads), "--duration-ms", str(args.duration_ms), "--seed", str(args.seed)]
     try:
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
@@ -353,6 +365,8 @@ def report(rows: list[dict], threads: list[int], tolerance: float) -> tuple[list
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", choices=("cuba", "coba"), default="cuba")
+    ap.add_argument("--n", type=int, default=N_BASE,
+                    help="neurons (80%% E; mean in-degree kept at 80)")
     ap.add_argument("--brian2-method", default=None,
                     help="Brian2 integration method (default: what Brian2 picks, exact for "
                          "cuba and euler for coba; exponential_euler is the costlier option)")
@@ -364,7 +378,10 @@ def parse_args(argv):
     ap.add_argument("--venv", type=Path, default=Path("/tmp/sf-bench-venv"))
     ap.add_argument("--tolerance", type=float, default=0.10, help="rate agreement, relative")
     ap.add_argument("--child", choices=("spikeforge", "brian2"), help=argparse.SUPPRESS)
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.n < 100:
+        ap.error(f"--n must be at least 100 (the in-degree is 80), got {args.n}")
+    return args
 
 
 def main(argv=None) -> int:
@@ -383,7 +400,8 @@ def main(argv=None) -> int:
             "machine": machine(), "versions": vers, "venv": str(args.venv),
             "omp_env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "GOMP_"))},
             "venv_note": venv_note, "duration_ms": args.duration_ms, "seed": args.seed,
-            "model": args.model, "brian2_method": brian2_method(args)}
+            "model": args.model, "brian2_method": brian2_method(args), "n": args.n,
+            "p": sizes(args.n)[2]}
     runs = []
     for rep in range(args.repeats):
         for threads in args.threads:
@@ -394,7 +412,7 @@ def main(argv=None) -> int:
     meta["machine"]["loadavg_end"] = os.getloadavg()
     rows = summarise(runs)
     lines, check = report(rows, args.threads, args.tolerance)
-    header = (f"{args.model.upper()} {N} neurons (brian2 method {brian2_method(args)}), "
+    header = (f"{args.model.upper()} {args.n} neurons (brian2 method {brian2_method(args)}), "
               f"{args.duration_ms:g} ms bio, dt 0.1 ms, "
               f"medians of {args.repeats} | {meta['date']} | {meta['machine']['cpu_model']} x"
               f"{meta['machine']['nproc']} | brian2 {meta['versions']['brian2']}, "
