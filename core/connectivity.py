@@ -194,14 +194,16 @@ class FixedProbability(Connectivity):
 
     def rows(self, rng, rows, n_pre, n_post, same_pop):
         rows = np.asarray(rows, dtype=np.int64)
-        lib = _native(len(rows) * n_post, n_post, len(rows) * n_post)
+        expected = float(self.p) * len(rows) * n_post
+        # the synapse count bound: the expectation plus 8 sd (pairs alone can pass 2^31)
+        lib = _native(len(rows) * n_post, n_post, int(expected + 8 * expected**0.5) + 1)
         if lib is not None:
             threshold = min(int(np.floor(float(self.p) * 2**32)), 2**32)
             counts, post = lib.probability(rows, n_post, threshold, same_pop and not self.autapses,
-                                           rng.key, float(self.p) * len(rows) * n_post)
+                                           rng.key, expected)
             row_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
             return Synapses(row_ptr, post, np.full(len(post), -1, dtype=np.int64), -1)
-        parts = []
+        counts, posts = [], []  # per chunk of rows: memory O(chunk x n_post + synapses)
         step = max(1, ROW_CHUNK_WORDS // max(n_post, 1))
         for start in range(0, len(rows), step):
             chunk = rows[start:start + step]
@@ -211,10 +213,10 @@ class FixedProbability(Connectivity):
             mask = bernoulli(words, float(self.p))
             if same_pop and not self.autapses:
                 mask[np.arange(len(chunk)), chunk] = False
-            parts.append(mask)
-        mask = np.concatenate(parts) if parts else np.zeros((0, n_post), dtype=bool)
-        row_ptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int64)
-        post = np.nonzero(mask)[1].astype(np.int64)
+            counts.append(mask.sum(axis=1))
+            posts.append(np.nonzero(mask)[1])
+        row_ptr = np.concatenate([[0], *counts]).cumsum().astype(np.int64)
+        post = np.concatenate(posts).astype(np.int64) if posts else np.zeros(0, np.int64)
         return Synapses(row_ptr, post, np.full(len(post), -1, dtype=np.int64), -1)
 
 
