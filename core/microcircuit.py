@@ -104,6 +104,7 @@ class Stimulus:
 #: NEST's connection from the thalamic Poisson generator to its parrot neurons (ms)
 TH_RELAY_DELAY = 1.0
 
+
 def _during(start: str, stop: str) -> str:
     """Model-language condition for the steps n with start <= n dt < stop (half-step
     margins, so that rounding of t never moves an edge)."""
