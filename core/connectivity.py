@@ -350,6 +350,14 @@ class _Window2D(Connectivity):
     shared_kernel = True
     WINDOW = "kernel"  # what error messages call the window
 
+    def _normalise(self, keys) -> None:
+        """Tuple-of-positive-int fields ``keys`` normalised; padding checked."""
+        kind = type(self).__name__
+        for key in keys:
+            object.__setattr__(self, key, _positive_pair(kind, key, getattr(self, key)))
+        if self.padding not in ("valid", "same"):
+            raise ValueError(f"{kind}: padding must be 'valid' or 'same', got {self.padding!r}")
+
     def check(self, owner, n_pre, n_post):
         _check_window(self, owner, n_pre, n_post)
 
@@ -374,10 +382,7 @@ class Conv2D(_Window2D):
     padding: str = "valid"
 
     def __post_init__(self):
-        for key in ("in_shape", "kernel", "stride"):
-            object.__setattr__(self, key, _positive_pair("Conv2D", key, getattr(self, key)))
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"Conv2D: padding must be 'valid' or 'same', got {self.padding!r}")
+        self._normalise(("in_shape", "kernel", "stride"))
 
     @property
     def kernel_hw(self) -> tuple[int, int]:
@@ -418,14 +423,9 @@ class AvgPool2D(_Window2D):
     WINDOW = "pool"
 
     def __post_init__(self):
-        object.__setattr__(self, "in_shape", _positive_pair("AvgPool2D", "in_shape",
-                                                            self.in_shape))
-        object.__setattr__(self, "pool", _positive_pair("AvgPool2D", "pool", self.pool))
-        stride = self.pool if self.stride is None else self.stride
-        object.__setattr__(self, "stride", _positive_pair("AvgPool2D", "stride", stride))
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"AvgPool2D: padding must be 'valid' or 'same', "
-                             f"got {self.padding!r}")
+        if self.stride is None:
+            object.__setattr__(self, "stride", self.pool)
+        self._normalise(("in_shape", "pool", "stride"))
 
     @property
     def kernel_hw(self) -> tuple[int, int]:

@@ -4,7 +4,7 @@ of spikeforge.fixed, every param fits the format. Run by backends at build."""
 from __future__ import annotations
 
 from .fixed import check_code, to_fixed
-from .lang.parse import ModelCodeError, normalise_source
+from .lang.parse import errors_named, normalise_source
 from .scopes import source_of
 
 
@@ -20,11 +20,9 @@ def _check_model(model, params: dict, fmt, dt: float, owner: str):
     constants = {**params, "dt": dt}
     for name, value in params.items():
         to_fixed(value, fmt, f"{owner}: param {name!r}")
-    try:
+    with errors_named(owner):
         for attr, source, tree in _fields(model):
             check_code(model.name, attr, source, tree, constants, fmt)
-    except ModelCodeError as err:
-        raise err.within(owner) from None
 
 
 def check_fixed_point(prepared) -> None:

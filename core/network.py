@@ -17,7 +17,7 @@ from .connectivity import Connectivity
 from .init import Init, Values, as_init
 from .lang import Scope, Symbol, check_code, check_expr
 from .lang.functions import MATH_FUNCTIONS
-from .lang.parse import ModelCodeError, normalise_source
+from .lang.parse import errors_named, normalise_source
 from .lang.tree import calls, names_assigned
 from .models import (CurrentSourceModel, NeuronModel, PostsynapticModel, WeightUpdateModel,
                      check_identifier, check_params)
@@ -68,10 +68,8 @@ def shared_writes(model) -> list[str]:
 def _check_model_code(model, scope_for, owner: str = "") -> None:
     """Type-check every code field and derived param of a model; errors name ``owner``
     (the network node that uses the model) when given."""
-    try:
+    with errors_named(owner):
         _check_fields(model, scope_for)
-    except ModelCodeError as err:
-        raise (err.within(owner) if owner else err) from None
 
 
 def _check_fields(model, scope_for) -> None:

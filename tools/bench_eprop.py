@@ -772,7 +772,7 @@ def print_signal_summary(rows: list):
     print("\ne-prop with learning_signal='final':")
     print_seed_summary(vs_bptt, "e-prop final")
     print_seed_summary(vs_online, "e-prop final", "e-prop online")
-    chosen = config_selection(rows, "/sig-")
+    chosen = config_selection(rows, SETTING_TAGS["signal"])
     if chosen:
         final = sum(c["signal"] == "final" for c in chosen)
         print(f"\ne-prop choosing the learning signal (online/final) and epoch by validation "
@@ -793,7 +793,7 @@ def select_config(curves: list) -> tuple[int, int]:
                key=lambda ce: (-vals[ce[0]][ce[1]], ce[1], ce[0]))
 
 
-def config_selection(rows: list, tag: str = "/reg-") -> list:
+def config_selection(rows: list, tag: str = SETTING_TAGS["reg"]) -> list:
     """For every (fold, method, seed) run with both its default and its alternative
     setting (keys with ``tag``: "/reg-" regularisation, "/sig-" learning signal):
     the test accuracy at the (config, epoch) of ``select_config``."""

@@ -12,6 +12,7 @@ offending line with a caret.
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import textwrap
 
@@ -56,6 +57,15 @@ class ModelCodeError(ValueError):
         """The same error, its message prefixed by the network node that uses the model."""
         return ModelCodeError(self.model, self.field, self.source, self.line, self.col,
                               self.message, owner)
+
+
+@contextlib.contextmanager
+def errors_named(owner: str):
+    """Re-raise a ModelCodeError of the block prefixed by ``owner`` (unchanged if empty)."""
+    try:
+        yield
+    except ModelCodeError as err:
+        raise (err.within(owner) if owner else err) from None
 
 
 class _Parser:

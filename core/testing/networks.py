@@ -222,10 +222,9 @@ def _projection(draw, ctx: _Ctx, index: int) -> None:
     only_pre = not (wu.post_spike.strip() or wu.synapse_dynamics.strip())
     conn = _connectivity(draw, pre, post, writes, cfg.allow_procedural and only_pre and not writes,
                          bool(wu.post_spike.strip()))
-    wu_init = _wu_init(draw, ctx, wu, conn, pre, post, scale, mdd)
     ps, ps_params, ps_init = _postsynaptic(draw, ctx, post, scale, index)
-    if ps is B.ExpCond:
-        wu_init = _wu_init(draw, ctx, wu, conn, pre, post, _conductance_scale(post, scale), mdd)
+    w_scale = _conductance_scale(post, scale) if ps is B.ExpCond else scale
+    wu_init = _wu_init(draw, ctx, wu, conn, pre, post, w_scale, mdd)
     ctx.net.connect(pre.name, post.name, conn, f"{pre.name}_{post.name}_{index}",
                     weight_update=wu, wu_params=wu_params, wu_init=wu_init,
                     postsynaptic=ps, ps_params=ps_params, ps_init=ps_init,
@@ -358,7 +357,7 @@ def _conductance_scale(post: Population, scale: float) -> float:
 
 def _postsynaptic(draw, ctx: _Ctx, post: Population, scale: float, index: int):
     """Delta, ExpCurr, ExpCond (onto built-ins with ``v``; E_rev around v's range,
-    weights redrawn by the caller at :func:`_conductance_scale`) or a user model."""
+    weights drawn by the caller at :func:`_conductance_scale`) or a user model."""
     conductance = ["ExpCond"] if _v_range(post) else []
     kind = draw(st.sampled_from(["Delta", "ExpCurr", "user", *conductance]))
     if kind == "Delta":
